@@ -12,6 +12,7 @@ import {
   type Offer,
   type SubmitJobBody,
 } from '../shared/protocol';
+import { outputMatcher } from '../shared/output-globs';
 import { EventLog, type JobRow } from './event-log';
 import { HttpError } from './http-error';
 import { hashToken, newId, newToken } from './ids';
@@ -36,7 +37,14 @@ interface LeaseRow {
   expires_at: number;
   ended_at: number | null;
   status: LeaseStatus;
+  /** when its worker went away (billing stops there), null while it is connected */
+  away_since: number | null;
+  /** time the worker was away before, not billed */
+  away_ms: number;
 }
+
+/** A worker reported an artifact the broker will not take; said in the job's log, never thrown to the worker. */
+export class ArtifactRefused extends Error {}
 
 interface WorkerRow {
   id: string;
@@ -62,6 +70,8 @@ export class Broker {
 
   constructor(readonly db: Db) {
     this.events = new EventLog(db);
+    // A lease runs one job at a time: when one ends, the next queued one goes to the worker.
+    this.events.onEnded = (job) => this.dispatchNext(job.lease_id);
   }
 
   // ---------- accounts and tokens ----------
@@ -115,9 +125,13 @@ export class Broker {
     hello: { workerId?: string | undefined; name: string; hostname: string; version: string; gpus: GpuInfo[]; pricePerHour: number },
   ): string {
     const now = Date.now();
+    // A worker that lost its worker.json (or never keeps one) says hello without an id: it gets its
+    // old row back, matched by name and host, instead of one more row each time it connects.
     const known = hello.workerId
       ? (this.db.prepare('SELECT * FROM workers WHERE id = ? AND account_id = ?').get(hello.workerId, accountId) as WorkerRow | undefined)
-      : undefined;
+      : (this.db
+          .prepare('SELECT * FROM workers WHERE account_id = ? AND name = ? AND hostname = ? ORDER BY last_seen DESC')
+          .all(accountId, hello.name, hello.hostname) as WorkerRow[]).find((w) => !this.link.isOnline(w.id));
     const gpus = JSON.stringify(hello.gpus);
     if (known) {
       this.db
@@ -134,8 +148,40 @@ export class Broker {
     return id;
   }
 
-  touchWorker(workerId: string): void {
-    this.db.prepare('UPDATE workers SET last_seen = ? WHERE id = ?').run(Date.now(), workerId);
+  touchWorker(workerId: string, at = Date.now()): void {
+    this.db.prepare('UPDATE workers SET last_seen = ? WHERE id = ?').run(at, workerId);
+  }
+
+  /**
+   * The worker has not been heard from since `since`: its leases stop billing from then on, and
+   * the renters of its jobs are told at once (the jobs are marked lost only later, in case it returns).
+   */
+  workerAway(workerId: string, since: number, lostAfterMs: number): void {
+    const marked = this.db
+      .prepare("UPDATE leases SET away_since = MAX(created_at, ?) WHERE worker_id = ? AND status = 'active' AND away_since IS NULL")
+      .run(since, workerId);
+    if (marked.changes === 0) return;
+    const jobs = this.db
+      .prepare("SELECT id FROM jobs WHERE worker_id = ? AND (status = 'running' OR (status = 'queued' AND accepted_at IS NOT NULL))")
+      .all(workerId) as { id: string }[];
+    const at = new Date(since).toISOString().slice(11, 19);
+    for (const j of jobs) {
+      this.events.append(j.id, {
+        type: 'notice',
+        level: 'warning',
+        message: `worker lost: nothing heard from it since ${at} UTC. The lease is not billed while it is away; the job is marked lost if it does not return within ${Math.round(lostAfterMs / 1000)} s`,
+      });
+    }
+  }
+
+  /** The worker is connected again: its leases bill again, and the time away stays unbilled. */
+  workerBack(workerId: string, now = Date.now()): void {
+    const rows = this.db.prepare("SELECT * FROM leases WHERE worker_id = ? AND away_since IS NOT NULL").all(workerId) as LeaseRow[];
+    const stmt = this.db.prepare('UPDATE leases SET away_ms = ?, away_since = NULL WHERE id = ?');
+    for (const r of rows) stmt.run(r.away_ms + awayMs(r, Math.min(now, r.ended_at ?? now, r.expires_at)), r.id);
+    if (rows.length === 0) return;
+    const jobs = this.db.prepare("SELECT id FROM jobs WHERE worker_id = ? AND status = 'running'").all(workerId) as { id: string }[];
+    for (const j of jobs) this.events.append(j.id, { type: 'notice', level: 'info', message: 'the worker is back; the lease bills again' });
   }
 
   private reliability(workerId: string): number {
@@ -190,7 +236,8 @@ export class Broker {
   private toLease(r: LeaseRow): Lease {
     const w = this.db.prepare('SELECT name FROM workers WHERE id = ?').get(r.worker_id) as { name: string } | undefined;
     const end = Math.min(r.ended_at ?? Date.now(), r.expires_at);
-    const secondsUsed = Math.max(0, Math.ceil((end - r.created_at) / 1000));
+    const billedMs = end - r.created_at - r.away_ms - awayMs(r, end);
+    const secondsUsed = Math.max(0, Math.ceil(billedMs / 1000));
     return {
       id: r.id,
       workerId: r.worker_id,
@@ -326,15 +373,43 @@ export class Broker {
     const id = newId('job');
     this.db.transaction(() => {
       this.db
-        .prepare("INSERT INTO jobs (id, account_id, lease_id, worker_id, entry, spec, status, created_at) VALUES (?, ?, ?, ?, ?, ?, 'queued', ?)")
+        .prepare("INSERT INTO jobs (id, account_id, lease_id, worker_id, entry, spec, status, created_at, dispatched_at) VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, NULL)")
         .run(id, p.accountId, leaseId, lease.worker_id, spec.entry, JSON.stringify(spec), Date.now());
       const link = this.db.prepare('INSERT OR IGNORE INTO job_blobs (job_id, sha256) VALUES (?, ?)');
       for (const h of hashes) link.run(id, h);
     })();
     this.events.append(id, { type: 'status', status: 'queued' });
-    const row = this.events.job(id)!;
-    if (this.link.isOnline(row.worker_id)) this.link.dispatch(row);
+    const holder = this.dispatchNext(leaseId);
+    if (holder && holder !== id) {
+      const ahead = this.db.prepare("SELECT COUNT(*) AS n FROM jobs WHERE lease_id = ? AND status IN ('queued', 'running') AND id != ?").get(leaseId, id) as { n: number };
+      this.events.append(id, {
+        type: 'notice',
+        level: 'info',
+        message: `waiting for ${holder} to finish: a lease runs one job at a time (${ahead.n} ahead of this one)`,
+      });
+    }
     return this.toJob(this.events.job(id)!);
+  }
+
+  /**
+   * Hands the lease's oldest waiting job to its worker when none holds the lease; returns the job
+   * that holds it afterwards (undefined when none waits). A job holds its lease from dispatch to
+   * its end, so two jobs never share a device.
+   */
+  dispatchNext(leaseId: string): string | undefined {
+    const lease = this.db.prepare('SELECT status FROM leases WHERE id = ?').get(leaseId) as { status: LeaseStatus } | undefined;
+    if (lease?.status !== 'active') return undefined;
+    const holder = this.db
+      .prepare("SELECT id FROM jobs WHERE lease_id = ? AND status IN ('queued', 'running') AND dispatched_at IS NOT NULL LIMIT 1")
+      .get(leaseId) as { id: string } | undefined;
+    if (holder) return holder.id;
+    const next = this.db
+      .prepare("SELECT * FROM jobs WHERE lease_id = ? AND status = 'queued' AND dispatched_at IS NULL ORDER BY rowid LIMIT 1")
+      .get(leaseId) as JobRow | undefined;
+    if (!next) return undefined;
+    this.db.prepare('UPDATE jobs SET dispatched_at = ? WHERE id = ?').run(Date.now(), next.id);
+    if (this.link.isOnline(next.worker_id)) this.link.dispatch(this.events.job(next.id)!);
+    return next.id;
   }
 
   jobs(p: Principal): Job[] {
@@ -353,11 +428,14 @@ export class Broker {
    */
   stopJob(r: JobRow, reason: string): void {
     this.db.prepare('UPDATE jobs SET cancel_reason = COALESCE(cancel_reason, ?) WHERE id = ?').run(reason, r.id);
+    const online = this.link.isOnline(r.worker_id);
     // A job not yet accepted may still be on its way to the worker (sent, acceptance in flight):
     // it ends here, and the worker is told too, so it never runs a job the broker has ended.
-    if (this.link.isOnline(r.worker_id)) this.link.cancel(r.worker_id, r.id, reason);
-    if (r.accepted_at === null) this.events.append(r.id, { type: 'status', status: 'cancelled', reason });
-    // A worker that is away gets the cancel when it comes back (see WorkerHub.reconcile).
+    if (online && r.dispatched_at !== null) this.link.cancel(r.worker_id, r.id, reason);
+    // One the worker took but never started, while the worker is away, ends here too: nothing
+    // of it runs, and a worker that returns is told to forget it.
+    if (r.accepted_at === null || (!online && r.status === 'queued')) this.events.append(r.id, { type: 'status', status: 'cancelled', reason });
+    // A running job of a worker that is away gets the cancel when it comes back (see WorkerHub.reconcile).
   }
 
   artifacts(p: Principal, id: string): Artifact[] {
@@ -397,14 +475,38 @@ export class Broker {
     return r;
   }
 
+  /** A worker uploaded these bytes for this job: only such blobs may become the job's artifacts. */
+  recordJobUpload(job: JobRow, sha: string, size: number): void {
+    this.db.transaction(() => {
+      this.recordBlob(sha, size, job.account_id);
+      this.db.prepare('INSERT OR IGNORE INTO job_uploads (job_id, sha256) VALUES (?, ?)').run(job.id, sha);
+    })();
+  }
+
+  /**
+   * Takes an artifact a worker reports, or throws ArtifactRefused. The worker must have uploaded
+   * the bytes for this very job (else it could claim any blob whose hash it knows, another
+   * account's included), and the path must match the job's output globs (else it could plant a
+   * `train.py` in the renter's pull). The refusal reads the same whether or not the hash exists.
+   */
   recordArtifact(job: JobRow, a: Artifact): void {
-    const size = this.blobSize(a.sha256);
-    if (size === undefined) throw new Error(`artifact ${a.path}: blob ${a.sha256} was never uploaded`);
-    if (size !== a.size) throw new Error(`artifact ${a.path}: size ${a.size} does not match the blob (${size})`);
+    const spec = JobSpec.parse(JSON.parse(job.spec));
+    if (!outputMatcher(spec.outputs)(a.path)) {
+      throw new ArtifactRefused(`artifact ${a.path} refused: it matches none of the job's outputs (${spec.outputs.join(', ') || 'none'})`);
+    }
+    const uploaded = this.db.prepare('SELECT b.size AS size FROM job_uploads u JOIN blobs b ON b.sha256 = u.sha256 WHERE u.job_id = ? AND u.sha256 = ?').get(job.id, a.sha256) as { size: number } | undefined;
+    if (!uploaded || uploaded.size !== a.size) {
+      throw new ArtifactRefused(`artifact ${a.path} refused: the worker did not upload these bytes (sha256 ${a.sha256}) for this job`);
+    }
     this.db.transaction(() => {
       this.db.prepare('INSERT OR REPLACE INTO artifacts (job_id, path, sha256, size) VALUES (?, ?, ?, ?)').run(job.id, a.path, a.sha256, a.size);
       this.db.prepare('INSERT OR IGNORE INTO blob_refs (sha256, account_id) VALUES (?, ?)').run(a.sha256, job.account_id);
       this.db.prepare('INSERT OR IGNORE INTO job_blobs (job_id, sha256) VALUES (?, ?)').run(job.id, a.sha256);
     })();
   }
+}
+
+/** Milliseconds of r's current time away that fall before `end` (0 while its worker is connected). */
+function awayMs(r: LeaseRow, end: number): number {
+  return r.away_since === null ? 0 : Math.max(0, end - Math.max(r.away_since, r.created_at));
 }

@@ -5,11 +5,19 @@ import { EventEmitter } from 'node:events';
 import { isTerminal, type EventBody, type JobEvent, type JobStatus } from '../shared/protocol';
 import type { Db } from './store/db';
 
-export interface AppendResult {
-  seq: number;
-  /** false when the worker's wseq showed it was a repeat, so nothing was appended */
-  appended: boolean;
-}
+/**
+ * What became of an appended event. The log of a job is gap-free: an event of the worker's is taken
+ * only as exactly the next one it holds (`last_wseq + 1`); a repeat is dropped, a skip ahead is
+ * refused, and nothing is added to a job that has ended.
+ */
+export type AppendResult =
+  | { kind: 'appended'; seq: number }
+  /** the worker's wseq was already held: a resend after a reconnect */
+  | { kind: 'repeat'; seq: number }
+  /** the worker's wseq skips ahead of what the job holds: refused, the worker must send lastWseq + 1 */
+  | { kind: 'gap'; lastWseq: number }
+  /** the job has ended: nothing more goes into its log */
+  | { kind: 'ended'; seq: number };
 
 export interface JobRow {
   id: string;
@@ -28,6 +36,7 @@ export interface JobRow {
   cancel_reason: string | null;
   last_seq: number;
   last_wseq: number;
+  dispatched_at: number | null;
 }
 
 type RawRow = { seq: number; ts: number; body: string };
@@ -40,6 +49,8 @@ export class EventLog {
   // The last rows of each job that is not finished, in seq order. The database stays the truth:
   // a follower that asks for anything older than the tail reads it from there.
   private readonly tails = new Map<string, { rows: RawRow[]; bytes: number }>();
+  /** jobs whose events cannot be stored right now, and why: followers are told, in memory only */
+  private readonly stalls = new Map<string, string>();
   private readonly stmts;
 
   constructor(private readonly db: Db) {
@@ -56,23 +67,24 @@ export class EventLog {
     };
   }
 
+  /** Called after a job's terminal status is committed (the broker starts the lease's next job). */
+  onEnded: (job: JobRow) => void = () => {};
+
   /**
-   * Appends one event. `wseq` is the worker's own counter: an event at or below what the job
-   * already holds is a resend after a reconnect and is dropped. A status event moves the job's
-   * row in the same transaction; once a job is terminal, nothing more changes its status.
+   * Appends one event. `wseq` is the worker's own counter (0 for the broker's own events): only
+   * `last_wseq + 1` is taken. A status event moves the job's row in the same transaction. A storage
+   * failure (a full disk) throws and changes nothing, so the worker sends the same event again.
    */
   append(jobId: string, body: EventBody, wseq = 0): AppendResult {
     const now = Date.now();
     let row: RawRow | undefined;
+    let ended: JobRow | undefined;
     const result = this.db.transaction((): AppendResult => {
       const job = this.stmts.job.get(jobId);
       if (!job) throw new Error(`no job ${jobId}`);
-      if (wseq > 0 && wseq <= job.last_wseq) return { seq: job.last_seq, appended: false };
-      if (body.type === 'status' && isTerminal(job.status)) {
-        // A late status after the broker already ended the job (lost, cancelled while away) is
-        // recorded as a notice so the log stays honest, but the job keeps its final status.
-        body = { type: 'notice', level: 'warning', message: `worker reported status ${body.status} after the job had ended as ${job.status}` };
-      }
+      if (wseq > 0 && wseq <= job.last_wseq) return { kind: 'repeat', seq: job.last_seq };
+      if (isTerminal(job.status)) return { kind: 'ended', seq: job.last_seq };
+      if (wseq > job.last_wseq + 1) return { kind: 'gap', lastWseq: job.last_wseq };
       const seq = job.last_seq + 1;
       const text = JSON.stringify(body);
       this.stmts.insert.run(jobId, seq, now, text);
@@ -80,16 +92,36 @@ export class EventLog {
       this.stmts.bump.run(seq, wseq, jobId);
       if (body.type === 'status') {
         if (body.status === 'running') this.stmts.running.run(now, jobId);
-        else if (isTerminal(body.status)) this.stmts.end.run(body.status, now, body.exitCode ?? null, body.reason ?? null, jobId);
+        else if (isTerminal(body.status)) {
+          this.stmts.end.run(body.status, now, body.exitCode ?? null, body.reason ?? null, jobId);
+          ended = this.stmts.job.get(jobId);
+        }
       }
-      return { seq, appended: true };
+      return { kind: 'appended', seq };
     })();
-    if (result.appended && row) {
-      if (body.type === 'status' && isTerminal(body.status)) this.tails.delete(jobId);
+    if (result.kind === 'appended' && row) {
+      if (ended) this.tails.delete(jobId);
       else this.remember(jobId, row);
       this.bus.emit(jobId, result.seq);
+      if (ended) this.onEnded(ended);
     }
     return result;
+  }
+
+  /** Marks the job's output as paused for `reason`; true when that is news. Followers wake to say so. */
+  stall(jobId: string, reason: string): boolean {
+    if (this.stalls.get(jobId) === reason) return false;
+    this.stalls.set(jobId, reason);
+    this.bus.emit(jobId, -1);
+    return true;
+  }
+
+  unstall(jobId: string): void {
+    if (this.stalls.delete(jobId)) this.bus.emit(jobId, -1);
+  }
+
+  stalled(jobId: string): string | undefined {
+    return this.stalls.get(jobId);
   }
 
   private remember(jobId: string, row: RawRow): void {
@@ -148,8 +180,9 @@ export class EventLog {
         signal.removeEventListener('abort', done);
         resolve();
       };
+      // -1: the job's stall state changed, which followers report too.
       const onEvent = (seq: number) => {
-        if (seq > afterSeq) done();
+        if (seq > afterSeq || seq === -1) done();
       };
       const timer = setTimeout(done, ms);
       this.bus.on(jobId, onEvent);

@@ -3,8 +3,11 @@
 // restarts mid-job loses nothing: the worker resends after it reconnects and repeats are dropped.
 import type { FastifyBaseLogger } from 'fastify';
 import type { WebSocket } from 'ws';
+import { z } from 'zod';
 import {
   BrokerToWorker,
+  EventBody,
+  Id,
   isTerminal,
   JobSpec,
   PROTOCOL_VERSION,
@@ -12,7 +15,7 @@ import {
   type GpuTelemetry,
   type JobAssignment,
 } from '../shared/protocol';
-import type { Broker, Principal, WorkerLink } from './broker';
+import { ArtifactRefused, type Broker, type Principal, type WorkerLink } from './broker';
 import type { JobRow } from './event-log';
 
 interface Conn {
@@ -20,7 +23,15 @@ interface Conn {
   workerId: string;
   accountId: string;
   telemetry?: GpuTelemetry[];
+  /** when anything last came from the worker: a frozen worker keeps its TCP connection open */
+  lastHeard: number;
 }
+
+/** An event whose envelope is sound but whose body may not be: its job takes the blame, not the socket. */
+const EventEnvelope = z.object({ type: z.literal('event'), jobId: Id, wseq: z.number().int().min(1), body: z.unknown() });
+
+/** How soon a worker whose append failed (a full disk) sends again. */
+const STORAGE_RETRY_MS = 1000;
 
 export class WorkerHub implements WorkerLink {
   private readonly conns = new Map<string, Conn>();
@@ -33,6 +44,11 @@ export class WorkerHub implements WorkerLink {
     private readonly lostAfterMs: number,
   ) {
     broker.link = this;
+  }
+
+  /** A worker silent this long (no heartbeat, no message) is cut off and treated as away. */
+  private get silenceMs(): number {
+    return 3 * this.heartbeatMs + 1000;
   }
 
   isOnline(workerId: string): boolean {
@@ -77,6 +93,7 @@ export class WorkerHub implements WorkerLink {
     const helloTimer = setTimeout(() => conn || fail('no hello within 10 s'), 10_000);
 
     socket.on('message', (raw, isBinary) => {
+      if (conn) conn.lastHeard = Date.now();
       if (isBinary) return fail('binary frames are not part of the protocol');
       let data: unknown;
       try {
@@ -87,7 +104,19 @@ export class WorkerHub implements WorkerLink {
       const parsed = WorkerToBroker.safeParse(data);
       if (!parsed.success) {
         const i = parsed.error.issues[0];
-        return this.reject(socket, `invalid message: ${i?.path.join('.') || '(root)'}: ${i?.message}`);
+        const why = `${i?.path.join('.') || '(root)'}: ${i?.message}`;
+        const env = conn && EventEnvelope.safeParse(data);
+        if (conn && env?.success) {
+          // One job's poison (a hostile event file fed to the tailer, say) must not wedge the
+          // worker's other jobs: the event is replaced by a notice in its own job and acked.
+          const kind = typeof (env.data.body as { type?: unknown } | null)?.type === 'string' ? String((env.data.body as { type: string }).type).slice(0, 40) : 'unknown';
+          return this.onEvent(conn, env.data.jobId, env.data.wseq, {
+            type: 'notice',
+            level: 'error',
+            message: `the worker sent an invalid event (${kind}: ${why.replace(/^body\./, '').slice(0, 500)}); it was dropped`,
+          });
+        }
+        return this.reject(socket, `invalid message: ${why}`);
       }
       const msg = parsed.data;
       try {
@@ -98,8 +127,9 @@ export class WorkerHub implements WorkerLink {
           const workerId = this.broker.registerWorker(principal.accountId, msg);
           const old = this.conns.get(workerId);
           if (old) old.socket.close(4409, 'replaced by a newer connection');
-          conn = { socket, workerId, accountId: principal.accountId };
+          conn = { socket, workerId, accountId: principal.accountId, lastHeard: Date.now() };
           this.conns.set(workerId, conn);
+          this.broker.workerBack(workerId);
           this.send(conn, { type: 'welcome', workerId, heartbeatMs: this.heartbeatMs });
           this.log.info({ workerId, gpus: msg.gpus.length }, `worker ${msg.name} connected`);
           this.reconcile(conn, new Set(msg.jobs));
@@ -128,7 +158,8 @@ export class WorkerHub implements WorkerLink {
       clearTimeout(helloTimer);
       if (conn && this.conns.get(conn.workerId) === conn) {
         this.conns.delete(conn.workerId);
-        this.broker.touchWorker(conn.workerId);
+        // Last seen when last heard from, not now: a frozen worker is cut off only later.
+        this.broker.touchWorker(conn.workerId, conn.lastHeard);
         this.log.info({ workerId: conn.workerId }, 'worker disconnected');
       }
     });
@@ -139,20 +170,45 @@ export class WorkerHub implements WorkerLink {
     if (socket.readyState === socket.OPEN) socket.send(JSON.stringify({ type: 'error', message }));
   }
 
-  private onEvent(conn: Conn, jobId: string, wseq: number, body: import('../shared/protocol').EventBody): void {
+  private onEvent(conn: Conn, jobId: string, wseq: number, body: EventBody): void {
     const job = this.broker.events.job(jobId);
     if (!job || job.worker_id !== conn.workerId) return this.reject(conn.socket, `job ${jobId} is not assigned to this worker`);
-    if (body.type === 'artifact') {
-      try {
-        this.broker.recordArtifact(job, body.artifact);
-      } catch (err) {
-        // The event is still appended (as a notice) so the worker moves on and the person sees why.
-        body = { type: 'notice', level: 'error', message: (err as Error).message };
+    try {
+      if (body.type === 'artifact' && !isTerminal(job.status) && wseq === job.last_wseq + 1) {
+        try {
+          this.broker.recordArtifact(job, body.artifact);
+        } catch (err) {
+          if (!(err instanceof ArtifactRefused)) throw err;
+          // Appended as a notice instead, so the worker moves on and the person sees why.
+          body = { type: 'notice', level: 'error', message: err.message };
+        }
       }
+      const r = this.broker.events.append(jobId, body, wseq);
+      switch (r.kind) {
+        case 'appended':
+          this.broker.events.unstall(jobId);
+          this.send(conn, { type: 'ack', jobId, wseq });
+          if (body.type === 'status' && isTerminal(body.status)) this.send(conn, { type: 'forget', jobId });
+          return;
+        case 'repeat':
+          return this.send(conn, { type: 'ack', jobId, wseq });
+        case 'ended':
+          // Nothing more goes into an ended job's log; the worker may let go of it.
+          this.send(conn, { type: 'ack', jobId, wseq });
+          return this.send(conn, { type: 'forget', jobId });
+        case 'gap':
+          return this.send(conn, { type: 'nack', jobId, ackedWseq: r.lastWseq, retryMs: 0, reason: `event ${wseq} skips ahead of ${r.lastWseq}` });
+      }
+    } catch (err) {
+      // The broker could not store it (a full disk, an I/O error): never ack, never skip. The worker
+      // holds this event and the ones after it and sends them again; its job's output pauses.
+      const full = /full|SQLITE_FULL|ENOSPC/i.test(`${(err as { code?: string }).code ?? ''} ${(err as Error).message}`);
+      const reason = full
+        ? "the broker's disk is full: this job's output is paused until it can be stored (nothing is lost)"
+        : "the broker could not store this job's output: it is paused and will be sent again (nothing is lost)";
+      if (this.broker.events.stall(jobId, reason)) this.log.error({ err, workerId: conn.workerId, jobId }, 'cannot store a job event; the worker will send it again');
+      this.send(conn, { type: 'nack', jobId, ackedWseq: job.last_wseq, retryMs: STORAGE_RETRY_MS, reason });
     }
-    const r = this.broker.events.append(jobId, body, wseq);
-    this.send(conn, { type: 'ack', jobId, wseq });
-    if (r.appended && body.type === 'status' && isTerminal(body.status)) this.send(conn, { type: 'forget', jobId });
   }
 
   /**
@@ -169,11 +225,13 @@ export class WorkerHub implements WorkerLink {
         if (r.cancel_reason) this.send(conn, { type: 'cancel', jobId: r.id, reason: r.cancel_reason });
       } else if (r.accepted_at === null) {
         if (r.cancel_reason) this.broker.events.append(r.id, { type: 'status', status: 'cancelled', reason: r.cancel_reason });
-        else this.dispatch(r);
+        else if (r.dispatched_at !== null) this.dispatch(r);
       } else {
         this.broker.events.append(r.id, { type: 'status', status: 'lost', reason: 'the worker restarted and no longer has this job' });
       }
     }
+    // Leases whose job ended while the worker was away start their next one now.
+    for (const leaseId of new Set(rows.map((r) => r.lease_id))) this.broker.dispatchNext(leaseId);
     for (const id of held) {
       if (!open.has(id)) {
         const r = this.broker.events.job(id);
@@ -183,10 +241,26 @@ export class WorkerHub implements WorkerLink {
     }
   }
 
-  /** Marks lost the running jobs of workers that have been away longer than lostAfterMs. */
+  /**
+   * Once a second: cuts off workers gone silent (a SIGSTOPped or frozen host keeps its TCP
+   * connection open), stops billing the leases of workers away longer than that, and marks lost the
+   * jobs (running, or taken and not started) of workers away longer than lostAfterMs.
+   */
   sweep(now = Date.now()): void {
+    for (const c of this.conns.values()) {
+      if (now - c.lastHeard > this.silenceMs) {
+        this.log.warn({ workerId: c.workerId }, `worker silent for ${Math.round((now - c.lastHeard) / 1000)} s; cutting it off`);
+        c.socket.terminate();
+      }
+    }
+    const away = this.broker.db
+      .prepare("SELECT DISTINCT w.id AS id, w.last_seen AS lastSeen FROM workers w JOIN leases l ON l.worker_id = w.id WHERE l.status = 'active' AND l.away_since IS NULL AND w.last_seen < ?")
+      .all(now - this.silenceMs) as { id: string; lastSeen: number }[];
+    for (const w of away) if (!this.isOnline(w.id)) this.broker.workerAway(w.id, w.lastSeen, this.lostAfterMs);
     const rows = this.broker.db
-      .prepare("SELECT j.* FROM jobs j JOIN workers w ON w.id = j.worker_id WHERE j.status = 'running' AND w.last_seen < ?")
+      .prepare(
+        "SELECT j.* FROM jobs j JOIN workers w ON w.id = j.worker_id WHERE (j.status = 'running' OR (j.status = 'queued' AND j.accepted_at IS NOT NULL)) AND w.last_seen < ?",
+      )
       .all(now - this.lostAfterMs) as JobRow[];
     for (const r of rows) {
       if (this.isOnline(r.worker_id)) continue;

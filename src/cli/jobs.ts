@@ -47,6 +47,7 @@ async function followLog(client: BrokerClient, jobId: string, follow: boolean, s
       if (!warned) process.stderr.write(`hearth: lost the broker (${(err as Error).message}); reconnecting…\n`);
       warned = true;
     },
+    onStalled: (message) => process.stderr.write(message ? `hearth: warning: ${message}\n` : 'hearth: the broker stores the job\'s output again\n'),
   })) {
     warned = false;
     const b = e.body;
@@ -194,11 +195,12 @@ export function registerJobCommands(program: Command): void {
     .description('download a job\'s artifacts (resumable, sha256-verified)')
     .argument('<job>')
     .option('--dest <dir>', 'folder to write into (default .hearth/runs/<job>)')
-    .action(async (jobId: string, o: { dest?: string }, cmd: Command) => {
+    .option('--force', 'replace local files that differ from the artifacts (without it, such a pull writes nothing)')
+    .action(async (jobId: string, o: { dest?: string; force?: boolean }, cmd: Command) => {
       const client = clientFor(cmd);
       const dest = resolve(o.dest ?? join('.hearth', 'runs', jobId));
       const progress = new ByteProgress('pull');
-      const files = await pullArtifacts(client, jobId, dest, { onProgress: (p) => progress.update(p.doneBytes, p.totalBytes, p.file) });
+      const files = await pullArtifacts(client, jobId, dest, { force: !!o.force, onProgress: (p) => progress.update(p.doneBytes, p.totalBytes, p.file) }).finally(() => progress.stop());
       progress.stop();
       if (globals(cmd).json) {
         return printJson(files.map((f) => ({ ...f.artifact, file: f.absPath, skipped: f.skipped, resumedFrom: f.resumedFrom })));

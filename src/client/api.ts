@@ -178,7 +178,14 @@ export class BrokerClient {
    */
   async *events(
     jobId: string,
-    opts: { from?: number; follow?: boolean; signal?: AbortSignal; onReconnect?: (err: unknown) => void } = {},
+    opts: {
+      from?: number;
+      follow?: boolean;
+      signal?: AbortSignal;
+      onReconnect?: (err: unknown) => void;
+      /** the broker cannot store the job's output right now (message), or can again (null) */
+      onStalled?: (message: string | null) => void;
+    } = {},
   ): AsyncGenerator<JobEvent> {
     let last = opts.from ?? 0;
     let failures = 0;
@@ -205,6 +212,8 @@ export class BrokerClient {
             yield l.event;
           } else if (l.kind === 'end') {
             ended = true;
+          } else if (l.kind === 'stalled') {
+            opts.onStalled?.(l.message);
           }
         }
         if (ended || !opts.follow) return;

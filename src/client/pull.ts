@@ -3,7 +3,7 @@
 // before it takes its final name, so a file under its real name is always whole.
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Artifact } from '../shared/protocol';
@@ -27,13 +27,40 @@ export interface PulledFile {
   resumedFrom: number;
 }
 
+export class PullConflictError extends Error {
+  constructor(
+    readonly destDir: string,
+    readonly paths: string[],
+  ) {
+    const shown = paths.slice(0, 5).join(', ') + (paths.length > 5 ? ` and ${paths.length - 5} more` : '');
+    super(`${paths.length} file(s) in ${destDir} differ from the job's artifacts and would be overwritten: ${shown}; nothing was written (pull into another --dest, or pass --force to replace them)`);
+  }
+}
+
 export async function pullArtifacts(
   client: BrokerClient,
   jobId: string,
   destDir: string,
-  opts: { onProgress?: (p: PullProgress) => void; signal?: AbortSignal; artifacts?: Artifact[] } = {},
+  opts: {
+    onProgress?: (p: PullProgress) => void;
+    signal?: AbortSignal;
+    artifacts?: Artifact[];
+    /** replace local files that differ from the artifacts (else: PullConflictError, nothing written) */
+    force?: boolean;
+  } = {},
 ): Promise<PulledFile[]> {
   const artifacts = opts.artifacts ?? (await client.artifacts(jobId));
+  // A pull never silently replaces a file it did not bring: a worker's artifact named like the
+  // renter's own file (train.py, a checkpoint they edited) would otherwise overwrite it.
+  if (!opts.force) {
+    const conflicts: string[] = [];
+    for (const a of artifacts) {
+      const abs = confinedPath(destDir, a.path);
+      const st = await lstat(abs).catch(() => undefined);
+      if (st && !(st.isFile() && st.size === a.size && (await sha256File(abs)) === a.sha256)) conflicts.push(a.path);
+    }
+    if (conflicts.length) throw new PullConflictError(destDir, conflicts);
+  }
   const totalBytes = artifacts.reduce((n, a) => n + a.size, 0);
   let doneBytes = 0;
   const out: PulledFile[] = [];

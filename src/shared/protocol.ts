@@ -231,6 +231,11 @@ export const EventStreamLine = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('ping'), lastSeq: z.number().int().min(0) }),
   /** the job is terminal and every event up to lastSeq was sent */
   z.object({ kind: z.literal('end'), lastSeq: z.number().int().min(0), status: JobStatus }),
+  /**
+   * The broker cannot store the job's output right now (a full disk): the output is paused, not
+   * dropped. `message` says why; null when it is flowing again. Not part of the log.
+   */
+  z.object({ kind: z.literal('stalled'), message: z.string().nullable() }),
 ]);
 export type EventStreamLine = z.infer<typeof EventStreamLine>;
 
@@ -276,6 +281,12 @@ export const BrokerToWorker = z.discriminatedUnion('type', [
   z.object({ type: z.literal('cancel'), jobId: Id, reason: z.string() }),
   /** every event up to wseq of jobId is appended durably */
   z.object({ type: z.literal('ack'), jobId: Id, wseq: z.number().int().min(0) }),
+  /**
+   * The broker did not append an event of jobId: it holds everything up to ackedWseq and nothing
+   * after it. The worker sends again from ackedWseq + 1, not before retryMs (a full disk, say, or
+   * an event that skipped ahead); it never skips, so the log stays gap-free.
+   */
+  z.object({ type: z.literal('nack'), jobId: Id, ackedWseq: z.number().int().min(0), retryMs: z.number().int().min(0), reason: z.string() }),
   /** the job is gone from the broker's view (e.g. terminal and acked): forget it */
   z.object({ type: z.literal('forget'), jobId: Id }),
   z.object({ type: z.literal('error'), message: z.string() }),

@@ -4,8 +4,8 @@ import { createHash } from 'node:crypto';
 import { constants, createReadStream, openSync } from 'node:fs';
 import { lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import picomatch from 'picomatch';
 import type { BrokerClient } from '../client/api';
+import { outputMatcher } from '../shared/output-globs';
 import { isSafeRelPath, type Artifact } from '../shared/protocol';
 
 export interface OutputFile {
@@ -13,24 +13,6 @@ export interface OutputFile {
   path: string;
   abs: string;
   size: number;
-}
-
-/**
- * A predicate for workspace-relative paths. Globs are picomatch globs relative to the workspace
- * root, dotfiles included; a glob naming a folder ('checkpoints' or 'checkpoints/') takes all
- * that lies under it.
- */
-export function outputMatcher(globs: readonly string[]): (rel: string) => boolean {
-  const cleaned = globs.map((g) => g.trim().replace(/^\.\/+/, '').replace(/\/+$/, '')).filter((g) => g.length > 0);
-  if (cleaned.length === 0) return () => false;
-  const isMatch = picomatch(cleaned, { dot: true });
-  return (rel: string) => {
-    if (isMatch(rel)) return true;
-    for (let i = rel.indexOf('/'); i > 0; i = rel.indexOf('/', i + 1)) {
-      if (isMatch(rel.slice(0, i))) return true;
-    }
-    return false;
-  };
 }
 
 const MAX_WALK_FILES = 200_000;

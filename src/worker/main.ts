@@ -11,6 +11,7 @@ import { Id, PROTOCOL_VERSION, type BrokerToWorker, type EventBody, type GpuInfo
 import { BlobCache } from './blob-cache';
 import { BrokerConnection } from './connection';
 import { EventOutbox } from './event-outbox';
+import { fitEvent, MAX_EVENT_BYTES } from './event-size';
 import { probeDevices } from './gpu-probe';
 import { JobRun, type LogFn, type LogLevel } from './job-run';
 import { prepareSandbox, type Sandbox, type SandboxMode } from './sandbox';
@@ -70,6 +71,8 @@ const MAX_TOMBSTONES = 10_000;
 
 interface JobEntry {
   outbox: EventOutbox;
+  /** the broker refused to append (a full disk): nothing of this job is sent before this time */
+  holdUntil?: number;
   run?: JobRun;
   done: Promise<void>;
   finished: boolean;
@@ -105,6 +108,7 @@ class Worker {
   private sampler: TelemetrySampler | undefined;
   private telemetryTimer: NodeJS.Timeout | undefined;
   private pumpTimer: NodeJS.Timeout | undefined;
+  private pumpDue = 0;
   private outboxBytes = 0;
   private outputPaused = false;
   private stopping = false;
@@ -241,9 +245,24 @@ class Worker {
       case 'ack': {
         const j = this.jobs.get(msg.jobId);
         if (!j) return;
+        if (j.holdUntil !== undefined && msg.wseq > j.outbox.acked) j.holdUntil = undefined;
         this.outboxBytes -= j.outbox.ack(msg.wseq);
         this.checkBackpressure();
         if (j.finished && j.outbox.size === 0) this.drop(msg.jobId);
+        return;
+      }
+      case 'nack': {
+        // The broker holds up to ackedWseq and not what came after: send again from there, after
+        // retryMs. Never skip ahead: the log must stay gap-free. Meanwhile the outbox fills, and at
+        // maxUnackedBytes the jobs' output pauses.
+        const j = this.jobs.get(msg.jobId);
+        if (!j) return;
+        this.outboxBytes -= j.outbox.ack(msg.ackedWseq);
+        j.outbox.rewind();
+        const wasHeld = j.holdUntil !== undefined;
+        j.holdUntil = Date.now() + msg.retryMs;
+        if (!wasHeld) this.log('warn', 'the broker did not store events of a job; sending them again', { jobId: msg.jobId, why: msg.reason });
+        this.schedulePump(msg.retryMs);
         return;
       }
       case 'forget': {
@@ -348,8 +367,12 @@ class Worker {
   private emit(jobId: string, body: EventBody): void {
     const j = this.jobs.get(jobId);
     if (!j) return; // forgotten meanwhile
-    const e = j.outbox.push(body);
-    this.outboxBytes += e.message.length;
+    // No event may outgrow the broker's frame limit (the socket would close and the worker resend
+    // it forever): big ones are split, others replaced by a notice.
+    for (const piece of fitEvent(body, MAX_EVENT_BYTES)) {
+      const e = j.outbox.push(piece);
+      this.outboxBytes += e.message.length;
+    }
     this.checkBackpressure();
     this.pump();
   }
@@ -367,12 +390,29 @@ class Worker {
     }
   }
 
+  private schedulePump(ms: number): void {
+    const due = Date.now() + ms;
+    if (this.pumpTimer && this.pumpDue <= due) return;
+    if (this.pumpTimer) clearTimeout(this.pumpTimer);
+    this.pumpDue = due;
+    this.pumpTimer = setTimeout(() => {
+      this.pumpTimer = undefined;
+      this.pump();
+    }, ms);
+  }
+
   /** Sends unsent events, in order per job, while the socket's buffer has room. */
   private pump(): void {
     const conn = this.conn;
     if (!conn?.ready) return;
     let congested = false;
+    let heldFor = Infinity;
+    const now = Date.now();
     outer: for (const j of this.jobs.values()) {
+      if (j.holdUntil !== undefined && j.holdUntil > now) {
+        heldFor = Math.min(heldFor, j.holdUntil - now);
+        continue;
+      }
       for (let e = j.outbox.peekUnsent(); e; e = j.outbox.peekUnsent()) {
         if (conn.bufferedAmount > SOCKET_HIGH_BYTES) {
           congested = true;
@@ -382,12 +422,8 @@ class Worker {
         j.outbox.markSent();
       }
     }
-    if (congested && !this.pumpTimer) {
-      this.pumpTimer = setTimeout(() => {
-        this.pumpTimer = undefined;
-        this.pump();
-      }, 10);
-    }
+    if (congested) this.schedulePump(10);
+    else if (heldFor < Infinity) this.schedulePump(heldFor);
   }
 
   private async sampleTelemetry(): Promise<void> {

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import { join } from 'node:path';
-import { findOutputs, outputMatcher, walkFiles } from '../../src/worker/artifacts';
+import { outputMatcher } from '../../src/shared/output-globs';
+import { findOutputs, walkFiles } from '../../src/worker/artifacts';
 import { confinedPathNoSymlinks, realPathInside } from '../../src/worker/confine';
 
 describe('worker path confinement', () => {

@@ -32,11 +32,12 @@ export function blobRoutes(app: FastifyInstance, broker: Broker, blobs: BlobStor
     return reply.header('content-length', size).header('accept-ranges', 'bytes').code(200).send();
   });
 
-  const put = async (sha: string, body: unknown, accountId: string) => {
-    if (!body || typeof (body as Readable).pipe !== 'function') {
+  const body = (b: unknown): b is Readable => !!b && typeof (b as Readable).pipe === 'function';
+  const put = async (sha: string, data: unknown, accountId: string) => {
+    if (!body(data)) {
       throw new HttpError(415, 'bad_content_type', 'upload blobs with Content-Type: application/octet-stream');
     }
-    const { size } = await blobs.put(sha, body as Readable, maxBlobBytes);
+    const { size } = await blobs.put(sha, data, maxBlobBytes);
     broker.recordBlob(sha, size, accountId);
     return { sha256: sha, size };
   };
@@ -51,8 +52,12 @@ export function blobRoutes(app: FastifyInstance, broker: Broker, blobs: BlobStor
   app.put('/v1/jobs/:id/blobs/:sha', { preHandler: requireAuth(broker, 'worker') }, async (req, reply) => {
     const { id, sha } = parse(JobShaParams, req.params, 'artifact upload');
     const job = broker.workerJob(principal(req).accountId, id);
+    if (!body(req.body)) throw new HttpError(415, 'bad_content_type', 'upload blobs with Content-Type: application/octet-stream');
+    const { size } = await blobs.put(sha, req.body, maxBlobBytes);
+    // Recorded per job: only bytes uploaded for this job may become its artifacts.
+    broker.recordJobUpload(job, sha, size);
     reply.code(201);
-    return put(sha, req.body, job.account_id);
+    return { sha256: sha, size };
   });
 
   app.get('/v1/blobs/:sha', { preHandler: requireAuth(broker, 'any') }, async (req, reply) => {

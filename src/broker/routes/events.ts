@@ -33,6 +33,7 @@ export function eventRoutes(app: FastifyInstance, broker: Broker, shutdown: Abor
     setMaxListeners(0, signal);
 
     let last = q.from;
+    let toldStall: string | null = null;
     try {
       for (;;) {
         if (signal.aborted) break;
@@ -50,8 +51,16 @@ export function eventRoutes(app: FastifyInstance, broker: Broker, shutdown: Abor
           break;
         }
         if (!follow) break;
+        // A job whose output the broker cannot store right now says why, once per change.
+        const stall = broker.events.stalled(id) ?? null;
+        if (stall !== toldStall) {
+          toldStall = stall;
+          res.write(JSON.stringify({ kind: 'stalled', message: stall }) + '\n');
+        }
         await broker.events.waitFor(id, last, pingMs, signal);
-        if (broker.events.job(id)!.last_seq <= last && !signal.aborted) res.write(JSON.stringify({ kind: 'ping', lastSeq: last }) + '\n');
+        if (broker.events.job(id)!.last_seq <= last && !signal.aborted && broker.events.stalled(id) === (toldStall ?? undefined)) {
+          res.write(JSON.stringify({ kind: 'ping', lastSeq: last }) + '\n');
+        }
       }
     } catch (err) {
       req.log.warn({ err, jobId: id }, 'event stream failed');

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { uploadWorkspace } from '../../client/workspace';
-import { pullArtifacts, type PulledFile } from '../../client/pull';
+import { PullConflictError, pullArtifacts, type PulledFile } from '../../client/pull';
 import { isTerminal, type Job, type ManifestFile } from '../../shared/protocol';
 import type { HearthServices } from '../hearth-services';
 import { errorMessage } from '../services/errors';
@@ -162,7 +162,7 @@ export async function pullWeights(s: HearthServices, arg?: unknown, optsArg?: un
   if (!id) return undefined;
   const client = await s.getClient();
   const dest = pullDestination(s, id);
-  const pulled = await vscode.window.withProgress(
+  const pull = (force: boolean) => vscode.window.withProgress(
     { location: vscode.ProgressLocation.Notification, title: `Hearth: pulling weights of ${id}`, cancellable: true },
     async (progress, token): Promise<PulledFile[]> => {
       const ac = new AbortController();
@@ -170,6 +170,7 @@ export async function pullWeights(s: HearthServices, arg?: unknown, optsArg?: un
       let lastPct = 0;
       try {
         return await pullArtifacts(client, id, dest.fsPath, {
+          force,
           signal: ac.signal,
           onProgress: (p) => {
             const pct = p.totalBytes > 0 ? (100 * p.doneBytes) / p.totalBytes : 100;
@@ -185,6 +186,16 @@ export async function pullWeights(s: HearthServices, arg?: unknown, optsArg?: un
       }
     },
   );
+  let pulled: PulledFile[];
+  try {
+    pulled = await pull(false);
+  } catch (err) {
+    if (!(err instanceof PullConflictError)) throw err;
+    // Never replace the person's own files without asking.
+    const ok = await vscode.window.showWarningMessage(err.message, { modal: true }, 'Overwrite');
+    if (ok !== 'Overwrite') return undefined;
+    pulled = await pull(true);
+  }
   const bytes = pulled.reduce((n, f) => n + f.artifact.size, 0);
   s.log.info(`pulled ${pulled.length} files (${formatBytes(bytes)}) of ${id} into ${dest.fsPath}`);
   if (pulled.length === 0) {
