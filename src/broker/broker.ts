@@ -373,8 +373,9 @@ export class Broker {
     const id = newId('job');
     this.db.transaction(() => {
       this.db
-        .prepare("INSERT INTO jobs (id, account_id, lease_id, worker_id, entry, spec, status, created_at, dispatched_at) VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, NULL)")
-        .run(id, p.accountId, leaseId, lease.worker_id, spec.entry, JSON.stringify(spec), Date.now());
+        .prepare("INSERT INTO jobs (id, account_id, lease_id, worker_id, entry, status, created_at, dispatched_at) VALUES (?, ?, ?, ?, ?, 'queued', ?, NULL)")
+        .run(id, p.accountId, leaseId, lease.worker_id, spec.entry, Date.now());
+      this.db.prepare('INSERT INTO job_specs (job_id, spec) VALUES (?, ?)').run(id, JSON.stringify(spec));
       const link = this.db.prepare('INSERT OR IGNORE INTO job_blobs (job_id, sha256) VALUES (?, ?)');
       for (const h of hashes) link.run(id, h);
     })();
@@ -410,6 +411,12 @@ export class Broker {
     this.db.prepare('UPDATE jobs SET dispatched_at = ? WHERE id = ?').run(Date.now(), next.id);
     if (this.link.isOnline(next.worker_id)) this.link.dispatch(this.events.job(next.id)!);
     return next.id;
+  }
+
+  jobSpec(jobId: string): JobSpec {
+    const r = this.db.prepare('SELECT spec FROM job_specs WHERE job_id = ?').get(jobId) as { spec: string } | undefined;
+    if (!r) throw new Error(`no spec for job ${jobId}`);
+    return JobSpec.parse(JSON.parse(r.spec));
   }
 
   jobs(p: Principal): Job[] {
@@ -490,7 +497,7 @@ export class Broker {
    * `train.py` in the renter's pull). The refusal reads the same whether or not the hash exists.
    */
   recordArtifact(job: JobRow, a: Artifact): void {
-    const spec = JobSpec.parse(JSON.parse(job.spec));
+    const spec = this.jobSpec(job.id);
     if (!outputMatcher(spec.outputs)(a.path)) {
       throw new ArtifactRefused(`artifact ${a.path} refused: it matches none of the job's outputs (${spec.outputs.join(', ') || 'none'})`);
     }

@@ -25,7 +25,6 @@ export interface JobRow {
   lease_id: string;
   worker_id: string;
   entry: string;
-  spec: string;
   status: JobStatus;
   created_at: number;
   accepted_at: number | null;
@@ -57,6 +56,8 @@ export class EventLog {
     this.bus.setMaxListeners(0);
     this.stmts = {
       job: db.prepare<[string], JobRow>('SELECT * FROM jobs WHERE id = ?'),
+      // What an append needs, without the spec (a manifest of many thousand files).
+      head: db.prepare<[string], Pick<JobRow, 'status' | 'last_seq' | 'last_wseq'>>('SELECT status, last_seq, last_wseq FROM jobs WHERE id = ?'),
       insert: db.prepare('INSERT INTO events (job_id, seq, ts, body) VALUES (?, ?, ?, ?)'),
       bump: db.prepare('UPDATE jobs SET last_seq = ?, last_wseq = MAX(last_wseq, ?) WHERE id = ?'),
       running: db.prepare("UPDATE jobs SET status = 'running', started_at = COALESCE(started_at, ?) WHERE id = ?"),
@@ -80,7 +81,7 @@ export class EventLog {
     let row: RawRow | undefined;
     let ended: JobRow | undefined;
     const result = this.db.transaction((): AppendResult => {
-      const job = this.stmts.job.get(jobId);
+      const job = this.stmts.head.get(jobId);
       if (!job) throw new Error(`no job ${jobId}`);
       if (wseq > 0 && wseq <= job.last_wseq) return { kind: 'repeat', seq: job.last_seq };
       if (isTerminal(job.status)) return { kind: 'ended', seq: job.last_seq };

@@ -9,7 +9,6 @@ import {
   EventBody,
   Id,
   isTerminal,
-  JobSpec,
   PROTOCOL_VERSION,
   WorkerToBroker,
   type GpuTelemetry,
@@ -67,7 +66,7 @@ export class WorkerHub implements WorkerLink {
       jobId: job.id,
       leaseId: job.lease_id,
       gpuIndices: JSON.parse(lease.gpu_indices) as number[],
-      spec: JobSpec.parse(JSON.parse(job.spec)),
+      spec: this.broker.jobSpec(job.id),
       ackedWseq: job.last_wseq,
     };
     this.send(conn, { type: 'job', job: assignment });
@@ -106,7 +105,8 @@ export class WorkerHub implements WorkerLink {
         const i = parsed.error.issues[0];
         const why = `${i?.path.join('.') || '(root)'}: ${i?.message}`;
         const env = conn && EventEnvelope.safeParse(data);
-        if (conn && env?.success) {
+        const mine = env?.success && this.broker.events.job(env.data.jobId)?.worker_id === conn?.workerId;
+        if (conn && env?.success && mine) {
           // One job's poison (a hostile event file fed to the tailer, say) must not wedge the
           // worker's other jobs: the event is replaced by a notice in its own job and acked.
           const kind = typeof (env.data.body as { type?: unknown } | null)?.type === 'string' ? String((env.data.body as { type: string }).type).slice(0, 40) : 'unknown';

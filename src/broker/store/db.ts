@@ -54,6 +54,13 @@ const MIGRATIONS: string[] = [
   CREATE INDEX jobs_lease ON jobs(lease_id, status);
   CREATE TABLE job_uploads (job_id TEXT NOT NULL, sha256 TEXT NOT NULL, PRIMARY KEY (job_id, sha256)) WITHOUT ROWID;
   `,
+  // 3: a job's spec (its manifest can list many thousand files, megabytes of JSON) moves out of
+  // the jobs row: every event appended updates that row, and SQLite rewrites a whole row on update.
+  `
+  CREATE TABLE job_specs (job_id TEXT PRIMARY KEY, spec TEXT NOT NULL);
+  INSERT INTO job_specs (job_id, spec) SELECT id, spec FROM jobs;
+  ALTER TABLE jobs DROP COLUMN spec;
+  `,
 ];
 
 export function openDb(file: string): Db {
