@@ -23,6 +23,8 @@ export const BrokerOptions = z.object({
   lostAfterMs: z.number().int().positive().default(120_000),
   pingMs: z.number().int().positive().default(15_000),
   maxBlobBytes: z.number().int().positive().default(64 * 1024 ** 3),
+  /** bytes of output (log, scalars, telemetry) one job's event log may hold */
+  maxJobEventBytes: z.number().int().positive().default(8 * 1024 ** 3),
 });
 export type BrokerOptions = z.input<typeof BrokerOptions>;
 
@@ -39,7 +41,7 @@ export async function buildBroker(options: BrokerOptions, logger: FastifyServerO
   mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
   const db = openDb(join(opts.dataDir, 'broker.db'));
   const blobs = new BlobStore(join(opts.dataDir, 'blobs'));
-  const broker = new Broker(db);
+  const broker = new Broker(db, { maxJobEventBytes: opts.maxJobEventBytes });
   const adminToken = broker.bootstrapAdmin();
 
   const app = Fastify({

@@ -68,10 +68,15 @@ export class Broker {
   readonly events: EventLog;
   link: WorkerLink = { isOnline: () => false, dispatch: () => {}, cancel: () => {} };
 
-  constructor(readonly db: Db) {
-    this.events = new EventLog(db);
+  constructor(
+    readonly db: Db,
+    opts: { maxJobEventBytes?: number } = {},
+  ) {
+    this.events = new EventLog(db, opts.maxJobEventBytes);
     // A lease runs one job at a time: when one ends, the next queued one goes to the worker.
     this.events.onEnded = (job) => this.dispatchNext(job.lease_id);
+    // One job may not fill the broker's disk for everyone: past its cap it is stopped.
+    this.events.onCapped = (job) => this.stopJob(job, 'its output passed the broker\'s limit');
   }
 
   // ---------- accounts and tokens ----------

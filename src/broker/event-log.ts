@@ -17,7 +17,12 @@ export type AppendResult =
   /** the worker's wseq skips ahead of what the job holds: refused, the worker must send lastWseq + 1 */
   | { kind: 'gap'; lastWseq: number }
   /** the job has ended: nothing more goes into its log */
-  | { kind: 'ended'; seq: number };
+  | { kind: 'ended'; seq: number }
+  /** the job's output passed its cap: the event is counted as taken but not stored */
+  | { kind: 'capped'; seq: number };
+
+/** Events that are output, and so count against a job's cap (status, artifacts and notices never do). */
+const CAPPED = new Set<EventBody['type']>(['log', 'scalars', 'telemetry']);
 
 export interface JobRow {
   id: string;
@@ -36,6 +41,7 @@ export interface JobRow {
   last_seq: number;
   last_wseq: number;
   dispatched_at: number | null;
+  event_bytes: number;
 }
 
 type RawRow = { seq: number; ts: number; body: string };
@@ -52,14 +58,23 @@ export class EventLog {
   private readonly stalls = new Map<string, string>();
   private readonly stmts;
 
-  constructor(private readonly db: Db) {
+  /** Called once when a job's output first passes the cap (the broker stops the job). */
+  onCapped: (job: JobRow) => void = () => {};
+
+  constructor(
+    private readonly db: Db,
+    /** bytes of output one job's log may hold; beyond it output is dropped and the job stopped */
+    private readonly maxJobEventBytes = Infinity,
+  ) {
     this.bus.setMaxListeners(0);
     this.stmts = {
       job: db.prepare<[string], JobRow>('SELECT * FROM jobs WHERE id = ?'),
       // What an append needs, without the spec (a manifest of many thousand files).
-      head: db.prepare<[string], Pick<JobRow, 'status' | 'last_seq' | 'last_wseq'>>('SELECT status, last_seq, last_wseq FROM jobs WHERE id = ?'),
+      head: db.prepare<[string], Pick<JobRow, 'status' | 'last_seq' | 'last_wseq' | 'event_bytes'>>(
+        'SELECT status, last_seq, last_wseq, event_bytes FROM jobs WHERE id = ?',
+      ),
       insert: db.prepare('INSERT INTO events (job_id, seq, ts, body) VALUES (?, ?, ?, ?)'),
-      bump: db.prepare('UPDATE jobs SET last_seq = ?, last_wseq = MAX(last_wseq, ?) WHERE id = ?'),
+      bump: db.prepare('UPDATE jobs SET last_seq = ?, last_wseq = MAX(last_wseq, ?), event_bytes = event_bytes + ? WHERE id = ?'),
       running: db.prepare("UPDATE jobs SET status = 'running', started_at = COALESCE(started_at, ?) WHERE id = ?"),
       end: db.prepare('UPDATE jobs SET status = ?, ended_at = ?, exit_code = ?, reason = ? WHERE id = ?'),
       read: db.prepare<[string, number, number], { seq: number; ts: number; body: string }>(
@@ -80,17 +95,30 @@ export class EventLog {
     const now = Date.now();
     let row: RawRow | undefined;
     let ended: JobRow | undefined;
+    let capped = false;
     const result = this.db.transaction((): AppendResult => {
       const job = this.stmts.head.get(jobId);
       if (!job) throw new Error(`no job ${jobId}`);
       if (wseq > 0 && wseq <= job.last_wseq) return { kind: 'repeat', seq: job.last_seq };
       if (isTerminal(job.status)) return { kind: 'ended', seq: job.last_seq };
       if (wseq > job.last_wseq + 1) return { kind: 'gap', lastWseq: job.last_wseq };
+      let text = JSON.stringify(body);
+      if (CAPPED.has(body.type) && job.event_bytes + text.length > this.maxJobEventBytes) {
+        if (job.event_bytes <= this.maxJobEventBytes) {
+          // The first event over the cap: the log says so once, and the job is stopped.
+          capped = true;
+          body = { type: 'notice', level: 'error', message: `the job's output passed the broker's limit of ${formatBytes(this.maxJobEventBytes)}; further output is dropped and the job is stopped` };
+          text = JSON.stringify(body);
+        } else {
+          // Taken (the worker's sequence goes on) but not stored.
+          this.stmts.bump.run(job.last_seq, wseq, 0, jobId);
+          return { kind: 'capped', seq: job.last_seq };
+        }
+      }
       const seq = job.last_seq + 1;
-      const text = JSON.stringify(body);
       this.stmts.insert.run(jobId, seq, now, text);
       row = { seq, ts: now, body: text };
-      this.stmts.bump.run(seq, wseq, jobId);
+      this.stmts.bump.run(seq, wseq, capped ? this.maxJobEventBytes + 1 - job.event_bytes : CAPPED.has(body.type) ? text.length : 0, jobId);
       if (body.type === 'status') {
         if (body.status === 'running') this.stmts.running.run(now, jobId);
         else if (isTerminal(body.status)) {
@@ -105,6 +133,7 @@ export class EventLog {
       else this.remember(jobId, row);
       this.bus.emit(jobId, result.seq);
       if (ended) this.onEnded(ended);
+      if (capped) this.onCapped(this.stmts.job.get(jobId)!);
     }
     return result;
   }
@@ -190,4 +219,8 @@ export class EventLog {
       signal.addEventListener('abort', done, { once: true });
     });
   }
+}
+
+function formatBytes(n: number): string {
+  return n >= 1 << 30 ? `${(n / (1 << 30)).toFixed(1)} GiB` : n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(1)} MiB` : `${Math.round(n / 1024)} KiB`;
 }

@@ -191,6 +191,7 @@ export class WorkerHub implements WorkerLink {
           if (body.type === 'status' && isTerminal(body.status)) this.send(conn, { type: 'forget', jobId });
           return;
         case 'repeat':
+        case 'capped':
           return this.send(conn, { type: 'ack', jobId, wseq });
         case 'ended':
           // Nothing more goes into an ended job's log; the worker may let go of it.

@@ -23,13 +23,14 @@ interface Net {
   admin: BrokerClient;
 }
 
-async function startNet(opts: { heartbeatMs?: number; lostAfterMs?: number; dataDir?: string } = {}): Promise<Net> {
+async function startNet(opts: { heartbeatMs?: number; lostAfterMs?: number; dataDir?: string; maxJobEventBytes?: number } = {}): Promise<Net> {
   const dir = mkdtempSync(join(os.tmpdir(), 'hearth-log-attacks-'));
   const broker = await startBroker({
     dataDir: opts.dataDir ?? join(dir, 'broker'),
     port: 0,
     heartbeatMs: opts.heartbeatMs ?? 500,
     ...(opts.lostAfterMs ? { lostAfterMs: opts.lostAfterMs } : {}),
+    ...(opts.maxJobEventBytes ? { maxJobEventBytes: opts.maxJobEventBytes } : {}),
   });
   return { dir, broker, admin: new BrokerClient({ url: broker.url, token: broker.adminToken! }) };
 }
@@ -282,6 +283,33 @@ describe('a lease runs its jobs one at a time (integration)', function () {
       for (let i = 1; i < spans.length; i++) assert.ok(spans[i]![0] >= spans[i - 1]![1], `job ${i} started before job ${i - 1} ended`);
       const waiting = all[3]!.filter((e) => e.body.type === 'notice' && /waiting for/i.test(e.body.message));
       assert.equal(waiting.length, 1, 'a queued job says what it waits for');
+    } finally {
+      await stopProcess(wp.proc);
+      await net.broker.close();
+      rmSync(net.dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('what one job can send is capped (integration)', function () {
+  this.timeout(120_000);
+  it('a job flooding its log past the cap is stopped, the broker keeps no more of it, the next job runs', async () => {
+    const net = await startNet({ maxJobEventBytes: 256 * 1024 });
+    const { token: workerToken } = await net.admin.createToken('worker', 'w');
+    const wp = await startWorkerProc(net.broker.url, workerToken, join(net.dir, 'worker'), ['--sandbox', 'none', '--kill-grace', '1', '--nvidia-smi', join(net.dir, 'none')]);
+    try {
+      const host: JobHost = { dir: net.dir, client: net.admin };
+      const flood = await submit(host, { 'flood.py': 'import time\nfor i in range(40000):\n    print("z" * 100)\ntime.sleep(600)\n' }, { entry: 'flood.py' });
+      const next = await submit(host, { 'ok.py': 'print("fine")\n' }, { entry: 'ok.py' });
+      const events = await follow(host, flood);
+      const end = finalStatus(events);
+      assert.equal(end.status, 'cancelled');
+      assert.match(String(end.reason), /limit/);
+      assert.ok(logOf(events, 'stdout').length <= 256 * 1024, `${logOf(events, 'stdout').length} bytes stored`);
+      assert.ok(events.some((e) => e.body.type === 'notice' && /passed the broker's limit of 256 KiB/.test(e.body.message)));
+      const after = await follow(host, next);
+      assert.equal(finalStatus(after).status, 'succeeded');
+      assert.equal(logOf(after, 'stdout'), 'fine\n');
     } finally {
       await stopProcess(wp.proc);
       await net.broker.close();
