@@ -19,7 +19,7 @@ export interface JobLimits {
 
 export const DEFAULT_LIMITS: JobLimits = {
   memoryBytes: 16 * 2 ** 30,
-  pids: 1024,
+  pids: 4096,
   diskBytes: 50 * 2 ** 30,
   tmpBytes: 1 * 2 ** 30,
 };

@@ -62,7 +62,7 @@ export interface WorkerOptions {
   jobUser?: string;
   /** memory of one job, its /tmp included; default 16 GiB */
   jobMemoryBytes?: number;
-  /** processes (threads included) of one job; default 1024 */
+  /** processes (threads included) of one job; default 4096 */
   jobPids?: number;
   /** bytes one job may keep in its folder and home; default 50 GiB */
   jobDiskBytes?: number;

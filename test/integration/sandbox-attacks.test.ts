@@ -12,7 +12,7 @@ import { BrokerClient } from '../../src/client/api';
 import { startBroker, type RunningBroker } from '../../src/broker/server';
 import type { JobEvent } from '../../src/shared/protocol';
 import { startWorker, type RunningWorker, type WorkerOptions } from '../../src/worker/main';
-import { REPO } from './helpers';
+import { hearth, REPO, spawnHearth, stopProcess, waitForOutput } from './helpers';
 import { finalStatus, follow, logOf, submit, waitFor } from './in-process-jobs';
 import { isAlive, jobProcesses } from './job-processes';
 
@@ -436,5 +436,61 @@ describe('sandbox attacks: what a stranger\'s job tries on a worker', function (
         }
       }
     });
+  });
+});
+
+describe('sandbox attacks: the limit flags of the built CLI', function () {
+  this.timeout(180_000);
+  before(function () {
+    if (!bwrapWorks || !isRoot) this.skip();
+  });
+
+  it('hearth up --job-memory/--job-pids/--job-tmp reach the jobs; a bad size is a usage error', async () => {
+    const bad = await hearth(['worker', '--broker', 'http://127.0.0.1:9', '--token', 'x', '--job-memory', 'lots']);
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, /--job-memory: a size such as 512M/);
+    mkdirSync(TEST_TMP, { recursive: true });
+    const dir = mkdtempSync(join(TEST_TMP, 'hearth-attacks-up-'));
+    const dataDir = join(dir, 'data');
+    const up = spawnHearth(['--data-dir', dataDir, 'up', '--port', '0', '--job-memory', '128M', '--job-pids', '40', '--job-tmp', '8M']);
+    try {
+      await waitForOutput(up, /Hearth is up at/);
+      const cfg = JSON.parse(readFileSync(join(dataDir, 'config.json'), 'utf8')) as { brokerUrl: string; token: string };
+      const env = { HEARTH_BROKER_URL: cfg.brokerUrl, HEARTH_TOKEN: cfg.token, HEARTH_DATA_DIR: join(dir, 'cli') };
+      const ws = join(dir, 'ws');
+      mkdirSync(ws);
+      writeFileSync(
+        join(ws, 'probe.py'),
+        [
+          'import errno, os, threading, time',
+          'n = 0',
+          'try:',
+          '    with open("/tmp/f", "wb") as f:',
+          '        for i in range(64): f.write(b"x" * (1 << 20)); f.flush(); n += 1',
+          'except OSError as e:',
+          '    print("tmp", n, errno.errorcode[e.errno], flush=True)',
+          'os.remove("/tmp/f")',
+          'started = 0',
+          'try:',
+          '    for i in range(100):',
+          '        threading.Thread(target=time.sleep, args=(5,), daemon=True).start(); started += 1',
+          'except RuntimeError:',
+          '    pass',
+          'print("threads", started, flush=True)',
+          'b = bytearray(1 << 30)',
+          'print("survived", flush=True)',
+        ].join('\n'),
+      );
+      const r = await hearth(['run', join(ws, 'probe.py')], env);
+      assert.notEqual(r.code, 0);
+      assert.match(r.stdout, /tmp [0-8] ENOSPC/);
+      const threads = Number(/threads (\d+)/.exec(r.stdout)?.[1]);
+      assert.ok(threads < 40, `started ${threads} threads`);
+      assert.ok(!r.stdout.includes('survived'));
+      assert.match(r.stderr, /out of memory: limit 128 MiB/);
+    } finally {
+      await stopProcess(up, 'SIGINT');
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
