@@ -118,8 +118,9 @@ export async function prepareLimits(): Promise<LimitBackend> {
     const memory = join(memV1, 'hearth');
     const pids = join(pidsV1, 'hearth');
     try {
-      await mkdir(memory, { recursive: true });
-      await mkdir(pids, { recursive: true });
+      // The parent may exist already (made by a root worker before): only a child made and
+      // removed here shows that this user may create job cgroups in it.
+      for (const parent of [memory, pids]) await probe(parent);
       return { kind: 'cgroup-v1', memory, pids };
     } catch (err) {
       errors.push(`cgroup v1: ${(err as Error).message}`);
@@ -138,12 +139,20 @@ export async function prepareLimits(): Promise<LimitBackend> {
       await mkdir(parent, { recursive: true });
       await writeFile(join(v2dir, 'cgroup.subtree_control'), '+memory +pids');
       await writeFile(join(parent, 'cgroup.subtree_control'), '+memory +pids');
+      await probe(parent);
       return { kind: 'cgroup-v2', parent };
     } catch (err) {
       errors.push(`cgroup v2: ${(err as Error).message}`);
     }
   }
   return { kind: 'rlimit', why: errors.length ? errors.join('; ') : 'no memory and pids cgroup controllers are mounted' };
+}
+
+async function probe(parent: string): Promise<void> {
+  await mkdir(parent, { recursive: true });
+  const child = join(parent, `probe-${process.pid}`);
+  await mkdir(child);
+  await rmdir(child);
 }
 
 /** One job's cgroup(s): created before it starts, asked why it ended, removed after. */

@@ -4,9 +4,9 @@
 // worker with a sparse or huge event file, exhausting processes, memory, /tmp or disk, and
 // learning the provider's paths from failure reasons.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BrokerClient } from '../../src/client/api';
 import { startBroker, type RunningBroker } from '../../src/broker/server';
@@ -490,6 +490,71 @@ describe('sandbox attacks: the limit flags of the built CLI', function () {
       assert.match(r.stderr, /out of memory: limit 128 MiB/);
     } finally {
       await stopProcess(up, 'SIGINT');
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('sandbox attacks: a worker run as an ordinary user', function () {
+  this.timeout(180_000);
+  before(function () {
+    // Root starts the worker as nobody; elsewhere the tests already run as an ordinary user.
+    if (!bwrapWorks || !isRoot) this.skip();
+  });
+
+  it('runs jobs as its own user under bwrap\'s user namespace and seccomp, limited by rlimits it announces once', async () => {
+    mkdirSync(TEST_TMP, { recursive: true });
+    const dir = mkdtempSync(join(TEST_TMP, 'hearth-attacks-user-'));
+    const broker = await startBroker({ dataDir: join(dir, 'broker'), port: 0, heartbeatMs: 500 });
+    const client = new BrokerClient({ url: broker.url, token: broker.adminToken! });
+    const { token } = await client.createToken('worker', 'unprivileged worker');
+    const home = join(dir, 'home');
+    mkdirSync(home);
+    execFileSync('chown', ['-R', '65534:65534', home]);
+    chmodSync(dir, 0o711);
+    const worker = spawn(
+      'setpriv',
+      ['--reuid=65534', '--regid=65534', '--clear-groups', '--', process.execPath, join(REPO, 'dist', 'cli.js'), '--data-dir', join(home, 'data'), 'worker', '--broker', broker.url, '--python', '/usr/bin/python3', '--nvidia-smi', join(dir, 'none'), '--job-pids', '64', '--sandbox', 'bwrap'],
+      { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home, HEARTH_WORKER_TOKEN: token }, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let log = '';
+    worker.stdout!.on('data', (c: Buffer) => (log += c.toString()));
+    worker.stderr!.on('data', (c: Buffer) => (log += c.toString()));
+    try {
+      await waitFor(() => log.includes('connected to the broker'), 'the worker to connect', 60_000);
+      const net = { dir, client };
+      const script = [
+        'import ctypes, errno, json, os, time',
+        'libc = ctypes.CDLL(None, use_errno=True)',
+        'r = libc.unshare(0x10000000)',
+        'res = {"uid": os.getuid(), "unshare": "ok" if r == 0 else errno.errorcode[ctypes.get_errno()]}',
+        'made = 0',
+        'kids = []',
+        'for i in range(300):',
+        '    try:',
+        '        pid = os.fork()',
+        '    except OSError:',
+        '        break',
+        '    if pid == 0:',
+        '        time.sleep(20); os._exit(0)',
+        '    kids.append(pid); made += 1',
+        'for k in kids: os.kill(k, 9)',
+        'res["made"] = made',
+        'print("USER " + json.dumps(res), flush=True)',
+      ].join('\n');
+      const events = await runJob(net as unknown as Net, { 'u.py': script }, { entry: 'u.py' });
+      assert.equal(finalStatus(events).status, 'succeeded', `${JSON.stringify(finalStatus(events))} ${logOf(events, 'stderr')}\n${log}`);
+      const res = jsonLine<{ uid: number; unshare: string; made: number }>(events, 'USER');
+      assert.equal(res.uid, 65534);
+      assert.equal(res.unshare, 'EPERM');
+      // RLIMIT_NPROC counts the user's processes: the worker allows what the user runs at the
+      // job's start plus --job-pids, so the job itself gets at most that many.
+      assert.ok(res.made <= 64 && res.made > 0, `made ${res.made}`);
+      assert.equal(log.split('\n').filter((l) => l.includes('job limits use rlimits')).length, 1, log);
+    } finally {
+      worker.kill('SIGTERM');
+      await new Promise((r) => worker.once('close', r));
+      await broker.close();
       rmSync(dir, { recursive: true, force: true });
     }
   });
