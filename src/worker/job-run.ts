@@ -404,7 +404,10 @@ export class JobRun {
     let timer: NodeJS.Timeout | undefined;
     const tick = async () => {
       if (stopped) return;
+      const started = Date.now();
       const used = await diskUsage([this.workspace, this.home]);
+      // A folder of very many files makes each walk dear: walk at most a tenth of the time.
+      const next = Math.max(this.ctx.diskCheckMs ?? 2000, 10 * (Date.now() - started));
       if (stopped) return;
       if (used.bytes > limit || used.truncated) {
         this.limitReason = used.truncated
@@ -415,7 +418,7 @@ export class JobRun {
         this.signalGroup('SIGKILL');
         return;
       }
-      timer = setTimeout(() => void tick(), this.ctx.diskCheckMs ?? 2000);
+      timer = setTimeout(() => void tick(), next);
     };
     timer = setTimeout(() => void tick(), this.ctx.diskCheckMs ?? 2000);
     return {

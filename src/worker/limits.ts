@@ -6,8 +6,8 @@
 // worker cannot create cgroups (not root, nothing delegated) rlimits stand in, more coarsely.
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, readFile, rmdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, readdir, readFile, rmdir, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { z } from 'zod';
 
 export interface JobLimits {
@@ -115,12 +115,15 @@ export async function prepareLimits(): Promise<LimitBackend> {
   const pidsV1 = v1('pids');
   const errors: string[] = [];
   if (memV1 && pidsV1) {
-    const memory = join(memV1, 'hearth');
-    const pids = join(pidsV1, 'hearth');
+    const memory = join(memV1, 'hearth', WORKER_DIR);
+    const pids = join(pidsV1, 'hearth', WORKER_DIR);
     try {
-      // The parent may exist already (made by a root worker before): only a child made and
-      // removed here shows that this user may create job cgroups in it.
-      for (const parent of [memory, pids]) await probe(parent);
+      for (const parent of [memory, pids]) {
+        await sweep(dirname(parent));
+        // The folders may exist already (made by a root worker before): only a child made and
+        // removed here shows that this user may create job cgroups in them.
+        await probe(parent);
+      }
       return { kind: 'cgroup-v1', memory, pids };
     } catch (err) {
       errors.push(`cgroup v1: ${(err as Error).message}`);
@@ -135,9 +138,13 @@ export async function prepareLimits(): Promise<LimitBackend> {
       if (!ctls.includes('memory') || !ctls.includes('pids')) throw new Error(`the memory and pids controllers are not available in ${v2dir}`);
       // v2 forbids processes in a cgroup whose controllers are handed to children, so the jobs'
       // parent is a sibling tree below the worker's cgroup, enabled for memory and pids.
-      const parent = join(v2dir, 'hearth');
-      await mkdir(parent, { recursive: true });
+      const hearth = join(v2dir, 'hearth');
+      const parent = join(hearth, WORKER_DIR);
+      await mkdir(hearth, { recursive: true });
+      await sweep(hearth);
       await writeFile(join(v2dir, 'cgroup.subtree_control'), '+memory +pids');
+      await writeFile(join(hearth, 'cgroup.subtree_control'), '+memory +pids');
+      await mkdir(parent, { recursive: true });
       await writeFile(join(parent, 'cgroup.subtree_control'), '+memory +pids');
       await probe(parent);
       return { kind: 'cgroup-v2', parent };
@@ -146,6 +153,41 @@ export async function prepareLimits(): Promise<LimitBackend> {
     }
   }
   return { kind: 'rlimit', why: errors.length ? errors.join('; ') : 'no memory and pids cgroup controllers are mounted' };
+}
+
+/**
+ * Each worker process keeps its jobs' cgroups in a folder of its own, so that a worker starting
+ * can remove what a crashed one left (empty cgroups, its processes gone) without touching the
+ * cgroups of another worker running beside it.
+ */
+const WORKER_DIR = `worker-${process.pid}`;
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Removes the cgroup folders of workers that are gone (a busy cgroup stays: rmdir refuses it). */
+async function sweep(hearth: string): Promise<void> {
+  let entries: string[];
+  try {
+    entries = await readdir(hearth);
+  } catch {
+    return;
+  }
+  for (const e of entries) {
+    const m = /^worker-(\d+)$/.exec(e);
+    if (!m || alive(Number(m[1]))) continue;
+    const dir = join(hearth, e);
+    for (const job of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
+      if (job.isDirectory()) await rmdir(join(dir, job.name)).catch(() => undefined);
+    }
+    await rmdir(dir).catch(() => undefined);
+  }
 }
 
 async function probe(parent: string): Promise<void> {

@@ -4,13 +4,14 @@
 // worker with a sparse or huge event file, exhausting processes, memory, /tmp or disk, and
 // learning the provider's paths from failure reasons.
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { BrokerClient } from '../../src/client/api';
 import { startBroker, type RunningBroker } from '../../src/broker/server';
 import type { JobEvent } from '../../src/shared/protocol';
+import { prepareLimits } from '../../src/worker/limits';
 import { startWorker, type RunningWorker, type WorkerOptions } from '../../src/worker/main';
 import { hearth, REPO, spawnHearth, stopProcess, waitForOutput } from './helpers';
 import { finalStatus, follow, logOf, submit, waitFor } from './in-process-jobs';
@@ -421,6 +422,26 @@ describe('sandbox attacks: what a stranger\'s job tries on a worker', function (
       assert.ok(!logOf(events, 'stdout').includes('wrote it all'));
     });
 
+    it('a worker starting removes the cgroups a crashed worker left, and no other worker\'s', async () => {
+      const backend = await prepareLimits();
+      assert.equal(backend.kind, 'cgroup-v1', JSON.stringify(backend)); // this machine's
+      if (backend.kind !== 'cgroup-v1') return;
+      const hearthDir = dirname(backend.memory);
+      // A pid that is surely gone: a process that ran and was reaped.
+      const dead = spawnSync('true').pid!;
+      const crashed = join(hearthDir, `worker-${dead}`);
+      mkdirSync(join(crashed, 'job_left'), { recursive: true });
+      const mine = join(hearthDir, `worker-${process.pid}`, 'job_running');
+      mkdirSync(mine, { recursive: true });
+      try {
+        await prepareLimits();
+        assert.ok(!existsSync(crashed), 'the crashed worker\'s cgroups are gone');
+        assert.ok(existsSync(mine), 'a live worker\'s are kept');
+      } finally {
+        execFileSync('rmdir', [mine]);
+      }
+    });
+
     it('the job\'s cgroups are removed after it ends', async () => {
       const events = await runJob(net!, { 'n.py': 'print("hi")' }, { entry: 'n.py' });
       assert.equal(finalStatus(events).status, 'succeeded');
@@ -431,7 +452,8 @@ describe('sandbox attacks: what a stranger\'s job tries on a worker', function (
       if (mem !== undefined) {
         const parent = join('/sys/fs/cgroup/memory', mem, 'hearth');
         if (existsSync(parent)) {
-          const jobs = execFileSync('find', [parent, '-mindepth', '1', '-maxdepth', '1', '-type', 'd'], { encoding: 'utf8' }).trim();
+          // hearth/worker-<pid>/<job>: this process's worker keeps no job's cgroup once it ended.
+          const jobs = execFileSync('find', [join(parent, `worker-${process.pid}`), '-mindepth', '1', '-maxdepth', '1', '-type', 'd'], { encoding: 'utf8' }).trim();
           assert.equal(jobs, '', `left behind: ${jobs}`);
         }
       }
