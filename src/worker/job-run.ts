@@ -22,8 +22,6 @@ import { redactPaths } from './redact-paths';
 import { bwrapArgs, bwrapStatus, locatePython, sandboxProcesses, SECCOMP_FD, type JobUser, type Sandbox } from './sandbox';
 import { TfEventsTailer, type ScalarDecoder } from './tailer';
 
-export { inheritedEnv } from './job-env';
-
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 export type LogFn = (level: LogLevel, msg: string, fields?: Record<string, unknown>) => void;
 
@@ -157,11 +155,11 @@ export class JobRun {
     // Before it runs: inputs stop downloading. Running: it gets SIGTERM, and what it wrote by
     // then is still read and uploaded (a checkpoint saved on SIGTERM is the point).
     this.abort.abort(new Error(`cancelled: ${reason}`));
-    this.stopForCause();
+    this.terminateWithGrace();
   }
 
   /** Stops the job process, if it runs: SIGTERM, a grace, then SIGKILL. */
-  private stopForCause(): void {
+  private terminateWithGrace(): void {
     if (this.child && !this.exited && !this.killTimer) {
       this.terminate();
       this.killTimer = setTimeout(() => {

@@ -202,7 +202,6 @@ export class JobCgroup {
   private constructor(
     private readonly backend: Exclude<LimitBackend, { kind: 'rlimit' }>,
     readonly dirs: string[],
-    private readonly limits: JobLimits,
   ) {}
 
   static async create(backend: Exclude<LimitBackend, { kind: 'rlimit' }>, jobId: string, limits: JobLimits): Promise<JobCgroup> {
@@ -211,7 +210,7 @@ export class JobCgroup {
       const pids = join(backend.pids, jobId);
       await mkdir(mem);
       await mkdir(pids);
-      const cg = new JobCgroup(backend, [mem, pids], limits);
+      const cg = new JobCgroup(backend, [mem, pids]);
       await writeFile(join(mem, 'memory.limit_in_bytes'), String(limits.memoryBytes));
       // Where swap is accounted, the limit covers it too: a job must not page the host to death.
       if (existsSync(join(mem, 'memory.memsw.limit_in_bytes'))) {
@@ -222,7 +221,7 @@ export class JobCgroup {
     }
     const dir = join(backend.parent, jobId);
     await mkdir(dir);
-    const cg = new JobCgroup(backend, [dir], limits);
+    const cg = new JobCgroup(backend, [dir]);
     await writeFile(join(dir, 'memory.max'), String(limits.memoryBytes));
     await writeFile(join(dir, 'memory.swap.max'), '0').catch(() => undefined);
     await writeFile(join(dir, 'pids.max'), String(limits.pids));
@@ -234,7 +233,7 @@ export class JobCgroup {
     return this.dirs.map((d) => join(d, 'cgroup.procs'));
   }
 
-  /** Which limit the job ran into, named for the renter; null when none. */
+  /** Whether the kernel killed a process of the job for memory, and whether a fork hit the process limit. */
   async verdict(): Promise<{ oom: boolean; pidsHit: boolean }> {
     const read = (p: string) => readFile(p, 'utf8').catch(() => '');
     const count = (text: string, key: string) => Number(new RegExp(`^${key} (\\d+)$`, 'm').exec(text)?.[1] ?? 0);
@@ -244,10 +243,6 @@ export class JobCgroup {
     }
     const [dir] = this.dirs as [string];
     return { oom: count(await read(join(dir, 'memory.events')), 'oom_kill') > 0, pidsHit: count(await read(join(dir, 'pids.events')), 'max') > 0 };
-  }
-
-  get memoryLimit(): string {
-    return formatBytes(this.limits.memoryBytes);
   }
 
   /** Removes the cgroups; a process still in one (it should be gone) is killed first. */
