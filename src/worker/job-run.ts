@@ -139,10 +139,12 @@ export class JobRun {
    * Stops the job: before start it never starts; running, its process group gets SIGTERM, then
    * SIGKILL; finishing, the reading of its event files and the uploads stop where they are.
    */
-  cancel(reason: string): void {
+  cancel(reason: string, opts: { finishing?: 'stop' | 'continue' } = {}): void {
     if (this.phase === 'done') return;
-    // Cancelled while finishing (or again, once there): nothing more is read or uploaded.
+    // Cancelled while finishing (or again, once there): nothing more is read or uploaded, unless
+    // the worker itself is stopping and wants the outputs out first.
     if (this.phase === 'finishing') {
+      if (opts.finishing === 'continue') return;
       this.cancelReason ??= reason;
       this.log('info', 'cancelling a finishing job: its event files and outputs are left where they are', { reason });
       this.finishAbort.abort(new Error(`cancelled: ${reason}`));

@@ -457,7 +457,8 @@ class Worker {
     this.stopping = true;
     await this.initDone;
     if (this.telemetryTimer) clearInterval(this.telemetryTimer);
-    for (const j of this.jobs.values()) j.run?.cancel('the worker is stopping');
+    // A job already finishing goes on uploading what it wrote (within uploadRetryMs) before the worker leaves.
+    for (const j of this.jobs.values()) j.run?.cancel('the worker is stopping', { finishing: 'continue' });
     await Promise.all([...this.jobs.values()].map((j) => j.done));
     // Give the broker a moment to make the last events durable; what it misses is lost with us.
     const deadline = Date.now() + 5000;
