@@ -464,6 +464,23 @@ export class JobRun {
       this.emit({ type: 'notice', level: 'error', message: `could not list outputs: ${(err as Error).message}` });
       return;
     }
+    // The disk watch counts blocks a file takes; a sparse file takes none yet uploads whole. The
+    // outputs as uploaded (their sizes, in path order) stay within the disk limit too.
+    const limit = this.limits.diskBytes;
+    let total = 0;
+    const skipped: string[] = [];
+    files = files.filter((f) => {
+      if (total + f.size > limit) {
+        skipped.push(f.path);
+        return false;
+      }
+      total += f.size;
+      return true;
+    });
+    if (skipped.length > 0) {
+      const list = skipped.slice(0, 20).join(', ') + (skipped.length > 20 ? `, and ${skipped.length - 20} more` : '');
+      this.emit({ type: 'notice', level: 'error', message: `not uploaded, past the disk limit of ${formatBytes(limit)} for a job's outputs: ${list}`.slice(0, 10_000) });
+    }
     const deadline = Date.now() + (this.ctx.uploadRetryMs?.() ?? 120_000);
     let next = 0;
     const results: (EventBody | undefined)[] = new Array(files.length);

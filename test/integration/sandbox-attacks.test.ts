@@ -422,6 +422,21 @@ describe('sandbox attacks: what a stranger\'s job tries on a worker', function (
       assert.ok(!logOf(events, 'stdout').includes('wrote it all'));
     });
 
+    it('a sparse output larger than the disk limit is not uploaded, with a notice naming it', async () => {
+      const script = [
+        'import os, subprocess',
+        'os.makedirs("outputs", exist_ok=True)',
+        'open("outputs/small.txt", "w").write("kept")',
+        // It takes no blocks (the disk watch lets it be) but would upload 1 GiB of zeros.
+        'subprocess.run(["truncate", "-s", "1G", "outputs/zz-big.pt"], check=True)',
+      ].join('\n');
+      const events = await runJob(net!, { 's.py': script }, { entry: 's.py', outputs: ['outputs/**'] });
+      assert.equal(finalStatus(events).status, 'succeeded', logOf(events, 'stderr'));
+      assert.deepEqual(events.flatMap((e) => (e.body.type === 'artifact' ? [e.body.artifact.path] : [])), ['outputs/small.txt']);
+      const notices = events.flatMap((e) => (e.body.type === 'notice' ? [e.body.message] : []));
+      assert.ok(notices.some((m) => /not uploaded, past the disk limit of 64 MiB.*outputs\/zz-big\.pt/.test(m)), notices.join('\n'));
+    });
+
     it('a worker starting removes the cgroups a crashed worker left, and no other worker\'s', async () => {
       const backend = await prepareLimits();
       assert.equal(backend.kind, 'cgroup-v1', JSON.stringify(backend)); // this machine's
