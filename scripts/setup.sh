@@ -37,5 +37,11 @@ if ! command -v bwrap >/dev/null; then
   fi
 fi
 
+# A worker run as root hands each job to an unprivileged user with setpriv, and without cgroups
+# limits jobs with prlimit: both are util-linux, present on Debian and Ubuntu unless stripped.
+for tool in setpriv prlimit; do
+  command -v "$tool" >/dev/null || log "missing $tool (util-linux): a root worker cannot run jobs without setpriv; apt-get install util-linux" >&2
+done
+
 log "building"
 npm run -s build

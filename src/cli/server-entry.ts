@@ -8,7 +8,11 @@ import { onShutdownSignals, readAdminToken, startBroker } from '../broker/server
 import { startWorker, type RunningWorker, type WorkerOptions } from '../worker/main';
 import { VERSION } from './version';
 
-export type WorkerSettings = Pick<WorkerOptions, 'python' | 'nvidiaSmi' | 'pricePerHour' | 'name' | 'killGraceMs' | 'sandbox' | 'hidePaths'>;
+export type WorkerSettings = Pick<
+  WorkerOptions,
+  | 'python' | 'nvidiaSmi' | 'pricePerHour' | 'name' | 'killGraceMs' | 'sandbox' | 'hidePaths'
+  | 'jobUser' | 'jobMemoryBytes' | 'jobPids' | 'jobDiskBytes' | 'jobTmpBytes' | 'tailMaxFileBytes' | 'tailMaxJobBytes'
+>;
 
 /** A service's log: one JSON object a line, with workerId/jobId fields, on stderr. */
 function workerLog(verbose: boolean): WorkerOptions['log'] {

@@ -4,7 +4,9 @@ import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { resolveDataDir } from '../client/config';
 import { flag, globals, NonNegative, PortFlag, UsageError } from './context';
-import { SANDBOX_MODES, type SandboxMode } from '../worker/sandbox';
+import { ByteSize, DEFAULT_LIMITS, formatBytes, PidCount } from '../worker/limits';
+import { DEFAULT_JOB_USER, SANDBOX_MODES, type SandboxMode } from '../worker/sandbox';
+import { DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_JOB_BYTES } from '../worker/tailer';
 import type * as ServerEntry from './server-entry';
 
 interface WorkerFlags {
@@ -15,6 +17,13 @@ interface WorkerFlags {
   killGrace?: string;
   sandbox?: string;
   hide?: string[];
+  jobUser?: string;
+  jobMemory?: string;
+  jobPids?: string;
+  jobDisk?: string;
+  jobTmp?: string;
+  tailMaxFile?: string;
+  tailMaxJob?: string;
 }
 
 /** Loads the server bundle (dist/server.js) on demand; from source (tests via tsx) the module itself. */
@@ -33,8 +42,17 @@ function workerSettings(f: WorkerFlags): ServerEntry.WorkerSettings {
     killGraceMs: f.killGrace === undefined ? undefined : flag('kill-grace', NonNegative, f.killGrace) * 1000,
     sandbox: sandboxFlag(f.sandbox),
     hidePaths: f.hide?.map((p) => resolve(p)),
+    jobUser: f.jobUser,
+    jobMemoryBytes: size('job-memory', f.jobMemory),
+    jobPids: f.jobPids === undefined ? undefined : flag('job-pids', PidCount, f.jobPids),
+    jobDiskBytes: size('job-disk', f.jobDisk),
+    jobTmpBytes: size('job-tmp', f.jobTmp),
+    tailMaxFileBytes: size('tail-max-file', f.tailMaxFile),
+    tailMaxJobBytes: size('tail-max-job', f.tailMaxJob),
   };
 }
+
+const size = (name: string, v: string | undefined) => (v === undefined ? undefined : flag(name, ByteSize, v));
 
 function sandboxFlag(v: string | undefined): SandboxMode | undefined {
   if (v === undefined) return undefined;
@@ -51,7 +69,14 @@ export function registerServerCommands(program: Command): void {
       .option('--name <name>', 'name shown in offers', hostname())
       .option('--kill-grace <seconds>', 'seconds between SIGTERM and SIGKILL when a job is stopped')
       .option('--sandbox <mode>', 'confine jobs with bubblewrap: auto (when it works here), bwrap (required) or none', 'auto')
-      .option('--hide <dir>', 'another folder sandboxed jobs must not see, e.g. a broker\'s data dir (repeatable)', (v: string, all: string[] = []) => [...all, v]);
+      .option('--hide <dir>', 'another folder sandboxed jobs must not see, e.g. a broker\'s data dir (repeatable)', (v: string, all: string[] = []) => [...all, v])
+      .option('--job-user <user>', `who jobs run as when the worker runs as root: a name, uid or uid:gid, never root (default ${DEFAULT_JOB_USER})`)
+      .option('--job-memory <size>', `memory of one job, its /tmp and /dev/shm included, e.g. 8G (default ${formatBytes(DEFAULT_LIMITS.memoryBytes)})`)
+      .option('--job-pids <n>', `processes and threads of one job (default ${DEFAULT_LIMITS.pids})`)
+      .option('--job-disk <size>', `what one job may keep in its folder and home (default ${formatBytes(DEFAULT_LIMITS.diskBytes)})`)
+      .option('--job-tmp <size>', `size of one job's in-memory /tmp, and of its /dev/shm (default ${formatBytes(DEFAULT_LIMITS.tmpBytes)})`)
+      .option('--tail-max-file <size>', `bytes of one TensorBoard file the worker reads (default ${formatBytes(DEFAULT_MAX_FILE_BYTES)})`)
+      .option('--tail-max-job <size>', `bytes of one job's TensorBoard files the worker reads (default ${formatBytes(DEFAULT_MAX_JOB_BYTES)})`);
 
   program
     .command('broker')

@@ -2,9 +2,12 @@
 // entry under Python in its own process group, stream its output and TensorBoard scalars, obey
 // cancel (SIGTERM, grace, SIGKILL), then upload the outputs it wrote and report how it ended.
 // Nothing here throws out of run(): whatever goes wrong ends as a 'failed' status with a reason.
+// The job runs with the provider's limits (limits.ts): a job stopped by one ends failed with a
+// reason naming it. Cancel works in every phase, the last one (reading its event files,
+// uploading its outputs) included.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { constants } from 'node:fs';
-import { chmod, copyFile, mkdir, rm } from 'node:fs/promises';
+import { chmod, copyFile, lchown, lstat, mkdir, readdir, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { BrokerClient } from '../client/api';
@@ -12,8 +15,11 @@ import type { EventBody, JobAssignment, JobStatus } from '../shared/protocol';
 import { findOutputs, uploadOutput } from './artifacts';
 import type { BlobCache } from './blob-cache';
 import { confinedPath, confinedPathNoSymlinks } from './confine';
+import { inheritedEnv, jobEnv } from './job-env';
+import { DEFAULT_LIMITS, formatBytes, JobCgroup, rlimitArgs, type JobLimits, type LimitBackend } from './limits';
 import { LogBatcher } from './log-batcher';
-import { bwrapArgs, bwrapStatus, locatePython, sandboxProcesses, type Sandbox } from './sandbox';
+import { redactPaths } from './redact-paths';
+import { bwrapArgs, bwrapStatus, locatePython, sandboxProcesses, SECCOMP_FD, type JobUser, type Sandbox } from './sandbox';
 import { TfEventsTailer, type ScalarDecoder } from './tailer';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
@@ -37,6 +43,19 @@ export interface JobRunContext {
   uploadRetryMs?: () => number;
   /** how the job process is confined; default none */
   sandbox?: Sandbox;
+  /** the job's $HOME goes under this (homes/<jobId>, removed when it ends); default jobsDir/../homes */
+  homesDir?: string;
+  /** what one job may take; default DEFAULT_LIMITS */
+  limits?: JobLimits;
+  /** how memory and process limits are enforced; default rlimits */
+  limitBackend?: LimitBackend;
+  /** the worker's folders, named in reasons by placeholders rather than their paths */
+  privatePaths?: [string, string][];
+  /** caps on the TensorBoard tailer (bytes of one file, of the whole job) */
+  tailMaxFileBytes?: number;
+  tailMaxJobBytes?: number;
+  /** how often the job's folder is measured against its disk limit; default 2000 */
+  diskCheckMs?: number;
 }
 
 export type JobPhase = 'preparing' | 'running' | 'finishing' | 'done';
@@ -45,6 +64,10 @@ const MATERIALISE_CONCURRENCY = 8;
 const UPLOAD_CONCURRENCY = 4;
 /** after the main process exits, how long its pipes may stay open (held by an escaped descendant) */
 const PIPE_CLOSE_WAIT_MS = 3000;
+/** a disk walk looks at no more entries than this: past it the job is over its limit anyway */
+const MAX_DISK_ENTRIES = 500_000;
+
+type Ending = { status: JobStatus; exitCode?: number | null; signal?: string | null; reason?: string | null };
 
 export class JobRun {
   readonly jobId: string;
@@ -54,9 +77,15 @@ export class JobRun {
   private cancelReason: string | null = null;
   private killTimer: NodeJS.Timeout | undefined;
   private readonly abort = new AbortController();
+  /** aborted by a cancel that comes while the job is finishing */
+  private readonly finishAbort = new AbortController();
   private outputPaused = false;
   private exited = false;
   private sandboxed = false;
+  /** set when the worker stopped the job for a limit: the reason it ends with */
+  private limitReason: string | null = null;
+  private tailer: TfEventsTailer | undefined;
+  readonly home: string;
 
   constructor(
     readonly assignment: JobAssignment,
@@ -64,6 +93,15 @@ export class JobRun {
   ) {
     this.jobId = assignment.jobId;
     this.workspace = join(ctx.jobsDir, assignment.jobId);
+    this.home = join(ctx.homesDir ?? join(ctx.jobsDir, '..', 'homes'), assignment.jobId);
+  }
+
+  /** Queues an event; what the worker itself says (reasons, notices) names no path of the provider's. */
+  private emit(body: EventBody): void {
+    const names = { workspace: this.workspace, others: [[this.home, '~'], ...(this.ctx.privatePaths ?? [])] as [string, string][] };
+    if (body.type === 'status' && body.reason) body = { ...body, reason: redactPaths(body.reason, names) };
+    else if (body.type === 'notice') body = { ...body, message: redactPaths(body.message, names) };
+    this.ctx.emit(body);
   }
 
   get pid(): number | undefined {
@@ -79,29 +117,52 @@ export class JobRun {
 
   /** Runs the job to its end; resolves once its terminal status was queued. Never rejects. */
   async run(): Promise<void> {
-    let status: { status: JobStatus; exitCode?: number | null; signal?: string | null; reason?: string | null };
+    let status: Ending;
     try {
       status = await this.runInner();
     } catch (err) {
       this.log('error', 'job failed in the worker', { err: (err as Error).message });
-      this.ctx.emit({ type: 'notice', level: 'error', message: `worker error: ${(err as Error).message}`.slice(0, 10_000) });
+      this.emit({ type: 'notice', level: 'error', message: `worker error: ${(err as Error).message}`.slice(0, 10_000) });
       status = this.cancelled
         ? { status: 'cancelled', reason: this.cancelReason }
         : { status: 'failed', reason: `worker error: ${(err as Error).message}`.slice(0, 10_000) };
     }
     this.phase = 'done';
+    // The job's home holds caches (pip, torch hub, HF): nobody wants them once it ended.
+    await rm(this.home, { recursive: true, force: true }).catch((err: Error) => this.log('warn', 'could not remove the job\'s home', { err: err.message }));
     if (status.reason) status.reason = status.reason.slice(0, 10_000);
-    this.ctx.emit({ type: 'status', ...status });
+    this.emit({ type: 'status', ...status });
     this.log('info', 'job ended', { ...status });
   }
 
-  /** Stops the job: before start it never starts; running, its process group gets SIGTERM, then SIGKILL. */
-  cancel(reason: string): void {
-    if (this.phase === 'finishing' || this.phase === 'done' || this.cancelReason !== null) return;
+  /**
+   * Stops the job: before start it never starts; running, its process group gets SIGTERM, then
+   * SIGKILL; finishing, the reading of its event files and the uploads stop where they are.
+   */
+  cancel(reason: string, opts: { finishing?: 'stop' | 'continue' } = {}): void {
+    if (this.phase === 'done') return;
+    // Cancelled while finishing (or again, once there): nothing more is read or uploaded, unless
+    // the worker itself is stopping and wants the outputs out first.
+    if (this.phase === 'finishing') {
+      if (opts.finishing === 'continue') return;
+      this.cancelReason ??= reason;
+      this.log('info', 'cancelling a finishing job: its event files and outputs are left where they are', { reason });
+      this.finishAbort.abort(new Error(`cancelled: ${reason}`));
+      this.tailer?.abort();
+      return;
+    }
+    if (this.cancelReason !== null) return;
     this.cancelReason = reason;
-    this.log('info', 'cancelling job', { reason });
+    this.log('info', 'cancelling job', { reason, phase: this.phase });
+    // Before it runs: inputs stop downloading. Running: it gets SIGTERM, and what it wrote by
+    // then is still read and uploaded (a checkpoint saved on SIGTERM is the point).
     this.abort.abort(new Error(`cancelled: ${reason}`));
-    if (this.child && !this.exited) {
+    this.terminateWithGrace();
+  }
+
+  /** Stops the job process, if it runs: SIGTERM, a grace, then SIGKILL. */
+  private terminateWithGrace(): void {
+    if (this.child && !this.exited && !this.killTimer) {
       this.terminate();
       this.killTimer = setTimeout(() => {
         if (!this.exited) {
@@ -157,12 +218,19 @@ export class JobRun {
     }
   }
 
-  private async runInner(): Promise<{ status: JobStatus; exitCode?: number | null; signal?: string | null; reason?: string | null }> {
+  private async runInner(): Promise<Ending> {
     const spec = this.assignment.spec;
+    const sandbox = this.ctx.sandbox ?? { kind: 'none' };
+    const user: JobUser | null = sandbox.kind === 'bwrap' ? (sandbox.user ?? null) : null;
     await rm(this.workspace, { recursive: true, force: true });
     await mkdir(this.workspace, { recursive: true });
+    await rm(this.home, { recursive: true, force: true });
+    await mkdir(this.home, { recursive: true, mode: 0o700 });
     try {
       await this.materialise();
+      // A root worker's job runs as the job user: its folder and home become that user's. The
+      // worker (root) still reads whatever the job leaves there.
+      if (user) for (const d of [this.workspace, this.home]) await chownTree(d, user.uid, user.gid);
     } catch (err) {
       if (this.cancelled) return { status: 'cancelled', reason: this.cancelReason };
       return { status: 'failed', reason: `could not prepare the workspace: ${(err as Error).message}` };
@@ -170,22 +238,22 @@ export class JobRun {
     if (this.cancelled) return { status: 'cancelled', reason: this.cancelReason };
 
     const logdirAbs = confinedPath(this.workspace, spec.logdir);
-    const env: NodeJS.ProcessEnv = {
-      ...inheritedEnv(),
-      ...spec.env,
+    const set: Record<string, string> = {
+      HOME: this.home,
       PYTHONUNBUFFERED: '1',
       HEARTH_JOB_ID: this.jobId,
       HEARTH_LOGDIR: logdirAbs,
     };
     if (this.ctx.isGpuHost) {
-      env.CUDA_VISIBLE_DEVICES = this.assignment.gpuIndices.join(',');
+      set.CUDA_VISIBLE_DEVICES = this.assignment.gpuIndices.join(',');
       // nvidia-smi numbers GPUs by PCI bus; CUDA's default order may differ, so pin it to match.
-      env.CUDA_DEVICE_ORDER = 'PCI_BUS_ID';
+      set.CUDA_DEVICE_ORDER = 'PCI_BUS_ID';
     }
+    const env = jobEnv({ workerEnv: process.env, specEnv: spec.env, set });
 
     let file = this.ctx.python;
     let argv = ['-u', spec.entry, ...spec.args];
-    const sandbox = this.ctx.sandbox ?? { kind: 'none' };
+    let seccomp: Buffer | null = null;
     if (sandbox.kind === 'unavailable') return { status: 'failed', reason: sandbox.reason };
     if (sandbox.kind === 'bwrap') {
       let python;
@@ -197,20 +265,65 @@ export class JobRun {
         return { status: 'failed', reason: `could not start ${this.ctx.python}: ${(err as Error).message}` };
       }
       if (this.cancelled) return { status: 'cancelled', reason: this.cancelReason };
+      seccomp = sandbox.seccomp ?? null;
+      argv = bwrapArgs({
+        workspace: this.workspace,
+        home: this.home,
+        hide: sandbox.hide,
+        python,
+        command: [python.executable, ...argv],
+        user,
+        seccomp: seccomp !== null,
+        tmpBytes: this.limits.tmpBytes,
+      });
       file = sandbox.bwrap;
-      argv = bwrapArgs({ workspace: this.workspace, hide: sandbox.hide, python, command: [python.executable, ...argv] });
       this.sandboxed = true;
     }
 
+    // Limits: the job joins its cgroups before it runs any code of its own (a shell that writes
+    // its pid there, then execs the rest); without cgroups, rlimits set by prlimit.
+    const backend = this.ctx.limitBackend ?? { kind: 'rlimit', why: 'no cgroups configured' };
+    let cgroup: JobCgroup | undefined;
+    if (backend.kind === 'rlimit') {
+      ({ file, argv } = wrap(['prlimit', ...(await rlimitArgs(this.limits, this.ctx.isGpuHost)), '--'], file, argv));
+    } else {
+      try {
+        cgroup = await JobCgroup.create(backend, this.jobId, this.limits);
+      } catch (err) {
+        return { status: 'failed', reason: `could not set the job's limits: ${(err as Error).message}` };
+      }
+      const joinCgroups = 'while [ "$1" != -- ]; do echo $$ > "$1" || { echo "hearth: could not join the job cgroup $1" >&2; exit 125; }; shift; done; shift; exec "$@"';
+      ({ file, argv } = wrap(['/bin/sh', '-c', joinCgroups, 'sh', ...cgroup.procsFiles, '--'], file, argv));
+    }
+    try {
+      return await this.runProcess(file, argv, env, seccomp, cgroup);
+    } finally {
+      const err = await cgroup?.remove();
+      if (err) this.log('warn', 'could not remove the job\'s cgroup', { err });
+    }
+  }
+
+  private get limits(): JobLimits {
+    return this.ctx.limits ?? DEFAULT_LIMITS;
+  }
+
+  private async runProcess(file: string, argv: string[], env: NodeJS.ProcessEnv, seccomp: Buffer | null, cgroup: JobCgroup | undefined): Promise<Ending> {
+    const spec = this.assignment.spec;
     const child = spawn(file, argv, {
       cwd: this.workspace,
       env,
       detached: true,
-      stdio: ['ignore', 'pipe', 'pipe'],
+      // fd 3 carries the seccomp program to bwrap (--seccomp 3); bwrap closes it before the job runs.
+      stdio: ['ignore', 'pipe', 'pipe', ...(seccomp ? (['pipe'] as const) : [])],
     });
     this.child = child;
     // An 'error' with no listener would throw and take the whole worker down.
     child.on('error', (err) => this.log('warn', 'job process error', { err: err.message }));
+    if (seccomp) {
+      const fd = child.stdio[SECCOMP_FD] as NodeJS.WritableStream & { on: (e: string, f: () => void) => void };
+      fd.on('error', () => undefined); // bwrap gone before it read it: the exit says why
+      fd.end(seccomp);
+    }
     const spawned = await new Promise<Error | null>((resolve) => {
       child.once('spawn', () => resolve(null));
       child.once('error', (err) => resolve(err));
@@ -221,10 +334,10 @@ export class JobRun {
     }
     this.phase = 'running';
     this.log('info', 'job started', { pid: child.pid, entry: spec.entry });
-    this.ctx.emit({ type: 'status', status: 'running' });
+    this.emit({ type: 'status', status: 'running' });
     const flushMs = this.ctx.logFlushMs;
-    const out = new LogBatcher({ flushMs, emit: (data) => this.ctx.emit({ type: 'log', stream: 'stdout', data }) });
-    const errb = new LogBatcher({ flushMs, emit: (data) => this.ctx.emit({ type: 'log', stream: 'stderr', data }) });
+    const out = new LogBatcher({ flushMs, emit: (data) => this.emit({ type: 'log', stream: 'stdout', data }) });
+    const errb = new LogBatcher({ flushMs, emit: (data) => this.emit({ type: 'log', stream: 'stderr', data }) });
     const pipesDone = Promise.all([drain(child.stdout!, out), drain(child.stderr!, errb)]);
     if (this.outputPaused) {
       child.stdout!.pause();
@@ -236,16 +349,21 @@ export class JobRun {
       logdir: spec.logdir,
       createDecoder: this.ctx.createDecoder,
       intervalMs: this.ctx.tailIntervalMs,
-      onPoints: (points) => this.ctx.emit({ type: 'scalars', points }),
-      onWarning: (message) => this.ctx.emit({ type: 'notice', level: 'warning', message: message.slice(0, 10_000) }),
+      maxFileBytes: this.ctx.tailMaxFileBytes,
+      maxJobBytes: this.ctx.tailMaxJobBytes,
+      onPoints: (points) => this.emit({ type: 'scalars', points }),
+      onWarning: (message) => this.emit({ type: 'notice', level: 'warning', message: message.slice(0, 10_000) }),
     });
+    this.tailer = tailer;
     tailer.start();
+    const disk = this.watchDisk();
 
     const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) => {
       child.once('exit', (c, s) => resolve(this.sandboxed ? bwrapStatus(c, s) : [c, s]));
     });
     this.exited = true;
     this.phase = 'finishing';
+    disk.stop();
     if (this.killTimer) clearTimeout(this.killTimer);
     // The job is over when its main process is: descendants left behind go with it.
     this.signalGroup('SIGKILL');
@@ -261,17 +379,53 @@ export class JobRun {
     out.end();
     errb.end();
     this.log('info', 'job process exited', { code, signal });
+    const verdict = cgroup ? await cgroup.verdict() : { oom: false, pidsHit: false };
 
     await tailer.stop();
     await this.uploadOutputs();
 
     if (this.cancelReason !== null) return { status: 'cancelled', exitCode: code, signal, reason: this.cancelReason };
+    if (this.limitReason !== null) return { status: 'failed', exitCode: code, signal, reason: this.limitReason };
     if (code === 0) return { status: 'succeeded', exitCode: 0 };
+    const how = signal ? `killed by ${signal}` : `exited with code ${code}`;
+    let reason = how;
+    if (verdict.oom) reason = `out of memory: limit ${formatBytes(this.limits.memoryBytes)} (${how})`;
+    else if (verdict.pidsHit) reason = `${how} after reaching the process limit (${this.limits.pids})`;
+    return { status: 'failed', exitCode: code, signal, reason };
+  }
+
+  /**
+   * Measures the job's folder and home every few seconds (allocated blocks, as du does, so a
+   * sparse file counts for what it takes) and stops the job when they pass its disk limit.
+   */
+  private watchDisk(): { stop: () => void } {
+    const limit = this.limits.diskBytes;
+    let stopped = false;
+    let timer: NodeJS.Timeout | undefined;
+    const tick = async () => {
+      if (stopped) return;
+      const started = Date.now();
+      const used = await diskUsage([this.workspace, this.home]);
+      // A folder of very many files makes each walk dear: walk at most a tenth of the time.
+      const next = Math.max(this.ctx.diskCheckMs ?? 2000, 10 * (Date.now() - started));
+      if (stopped) return;
+      if (used.bytes > limit || used.truncated) {
+        this.limitReason = used.truncated
+          ? `disk limit: more than ${MAX_DISK_ENTRIES} files and folders`
+          : `disk limit: ${formatBytes(limit)} exceeded (${formatBytes(used.bytes)} in its folder)`;
+        this.log('warn', 'job over its disk limit; stopping it', { used: used.bytes, limit });
+        // No grace: each second of it is more of the provider's disk.
+        this.signalGroup('SIGKILL');
+        return;
+      }
+      timer = setTimeout(() => void tick(), next);
+    };
+    timer = setTimeout(() => void tick(), this.ctx.diskCheckMs ?? 2000);
     return {
-      status: 'failed',
-      exitCode: code,
-      signal,
-      reason: signal ? `killed by ${signal}` : `exited with code ${code}`,
+      stop: () => {
+        stopped = true;
+        if (timer) clearTimeout(timer);
+      },
     };
   }
 
@@ -307,18 +461,37 @@ export class JobRun {
     try {
       files = await findOutputs(this.workspace, spec.outputs);
     } catch (err) {
-      this.ctx.emit({ type: 'notice', level: 'error', message: `could not list outputs: ${(err as Error).message}` });
+      this.emit({ type: 'notice', level: 'error', message: `could not list outputs: ${(err as Error).message}` });
       return;
+    }
+    // The disk watch counts blocks a file takes; a sparse file takes none yet uploads whole. The
+    // outputs as uploaded (their sizes, in path order) stay within the disk limit too.
+    const limit = this.limits.diskBytes;
+    let total = 0;
+    const skipped: string[] = [];
+    files = files.filter((f) => {
+      if (total + f.size > limit) {
+        skipped.push(f.path);
+        return false;
+      }
+      total += f.size;
+      return true;
+    });
+    if (skipped.length > 0) {
+      const list = skipped.slice(0, 20).join(', ') + (skipped.length > 20 ? `, and ${skipped.length - 20} more` : '');
+      this.emit({ type: 'notice', level: 'error', message: `not uploaded, past the disk limit of ${formatBytes(limit)} for a job's outputs: ${list}`.slice(0, 10_000) });
     }
     const deadline = Date.now() + (this.ctx.uploadRetryMs?.() ?? 120_000);
     let next = 0;
     const results: (EventBody | undefined)[] = new Array(files.length);
     const worker = async () => {
       while (next < files.length) {
+        // Cancelled while finishing: what is not uploaded yet stays on the worker.
+        if (this.finishAbort.signal.aborted) return;
         const i = next++;
         const f = files[i]!;
         try {
-          const artifact = await uploadOutput(this.ctx.client, this.jobId, f, { deadline });
+          const artifact = await uploadOutput(this.ctx.client, this.jobId, f, { deadline, signal: this.finishAbort.signal });
           results[i] = { type: 'artifact', artifact };
         } catch (err) {
           this.log('warn', 'artifact upload failed', { path: f.path, err: (err as Error).message });
@@ -328,7 +501,7 @@ export class JobRun {
     };
     await Promise.all(Array.from({ length: Math.min(UPLOAD_CONCURRENCY, files.length) }, worker));
     // Emitted in path order whatever order the uploads finished in, so the log reads the same each time.
-    for (const r of results) if (r) this.ctx.emit(r);
+    for (const r of results) if (r) this.emit(r);
   }
 }
 
@@ -340,12 +513,45 @@ async function drain(stream: Readable, batcher: LogBatcher): Promise<void> {
   });
 }
 
-/**
- * The worker's own environment minus Hearth's settings: HEARTH_TOKEN in particular would hand the
- * job the worker's credentials.
- */
-export function inheritedEnv(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
-  const out: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(env)) if (!k.startsWith('HEARTH_')) out[k] = v;
-  return out;
+/** `prefix file argv…` as a command of its own (prefix[0] runs the rest). */
+function wrap(prefix: string[], file: string, argv: string[]): { file: string; argv: string[] } {
+  return { file: prefix[0]!, argv: [...prefix.slice(1), file, ...argv] };
+}
+
+/** Gives a tree to the job user, never following a link (a job could not have planted one yet, but still). */
+async function chownTree(root: string, uid: number, gid: number): Promise<void> {
+  await lchown(root, uid, gid);
+  for (const e of await readdir(root, { withFileTypes: true })) {
+    const p = join(root, e.name);
+    if (e.isDirectory()) await chownTree(p, uid, gid);
+    else await lchown(p, uid, gid);
+  }
+}
+
+/** Allocated bytes under the roots, stopping after MAX_DISK_ENTRIES entries; links not followed. */
+async function diskUsage(roots: string[]): Promise<{ bytes: number; truncated: boolean }> {
+  let bytes = 0;
+  let entries = 0;
+  const walk = async (dir: string, depth: number): Promise<boolean> => {
+    let list;
+    try {
+      list = await readdir(dir, { withFileTypes: true });
+    } catch {
+      return true;
+    }
+    for (const e of list) {
+      if (++entries > MAX_DISK_ENTRIES) return false;
+      const p = join(dir, e.name);
+      try {
+        const st = await lstat(p);
+        bytes += st.blocks * 512;
+      } catch {
+        continue; // gone meanwhile
+      }
+      if (e.isDirectory() && depth < 256 && !(await walk(p, depth + 1))) return false;
+    }
+    return true;
+  };
+  for (const r of roots) if (!(await walk(r, 0))) return { bytes, truncated: true };
+  return { bytes, truncated: false };
 }

@@ -14,6 +14,7 @@ import { EventOutbox } from './event-outbox';
 import { fitEvent, MAX_EVENT_BYTES } from './event-size';
 import { probeDevices } from './gpu-probe';
 import { JobRun, type LogFn, type LogLevel } from './job-run';
+import { DEFAULT_LIMITS, formatBytes, prepareLimits, type JobLimits, type LimitBackend } from './limits';
 import { prepareSandbox, type Sandbox, type SandboxMode } from './sandbox';
 import { TelemetrySampler } from './telemetry';
 
@@ -55,6 +56,23 @@ export interface WorkerOptions {
   bwrapPath?: string;
   /** folders the sandbox hides from jobs besides workDir and $HOME (the data dir with the tokens) */
   hidePaths?: string[];
+  /**
+   * Who jobs run as when the worker runs as root (never root itself): a user name, a uid or
+   * uid:gid; default 'nobody'. A worker run as another user runs jobs as that user.
+   */
+  jobUser?: string;
+  /** memory of one job, its /tmp included; default 16 GiB */
+  jobMemoryBytes?: number;
+  /** processes (threads included) of one job; default 4096 */
+  jobPids?: number;
+  /** bytes one job may keep in its folder and home; default 50 GiB */
+  jobDiskBytes?: number;
+  /** size of one job's in-memory /tmp; default 1 GiB */
+  jobTmpBytes?: number;
+  /** bytes of one TensorBoard file the worker reads; default 1 GiB */
+  tailMaxFileBytes?: number;
+  /** bytes of all of one job's TensorBoard files the worker reads; default 4 GiB */
+  tailMaxJobBytes?: number;
 }
 
 export interface RunningWorker {
@@ -116,6 +134,8 @@ class Worker {
   private welcomedOnce = false;
   private initDone: Promise<void> = Promise.resolve();
   private sandbox: Sandbox = { kind: 'none' };
+  private limitBackend: LimitBackend = { kind: 'rlimit', why: 'not yet decided' };
+  private readonly limits: JobLimits;
 
   constructor(private readonly opts: WorkerOptions) {
     const userLog = opts.log ?? defaultLog;
@@ -134,6 +154,12 @@ class Worker {
     this.workerId.catch(() => undefined);
     this.client = new BrokerClient({ url: opts.brokerUrl, token: opts.token });
     this.blobs = new BlobCache(join(opts.workDir, 'blobs'), this.client, opts.maxCacheBytes);
+    this.limits = {
+      memoryBytes: opts.jobMemoryBytes ?? DEFAULT_LIMITS.memoryBytes,
+      pids: opts.jobPids ?? DEFAULT_LIMITS.pids,
+      diskBytes: opts.jobDiskBytes ?? DEFAULT_LIMITS.diskBytes,
+      tmpBytes: opts.jobTmpBytes ?? DEFAULT_LIMITS.tmpBytes,
+    };
   }
 
   start(): void {
@@ -156,10 +182,19 @@ class Worker {
       mode: this.opts.sandbox ?? 'auto',
       bwrap: this.opts.bwrapPath,
       hide: [this.opts.workDir, ...(this.opts.hidePaths ?? [])],
+      jobUser: this.opts.jobUser,
+      tmpBytes: this.limits.tmpBytes,
       warn: (msg, fields) => this.log('warn', msg, fields),
     });
-    if (this.sandbox.kind === 'bwrap') this.log('info', 'jobs run sandboxed under bubblewrap', { hidden: this.sandbox.hide });
-    else if (this.sandbox.kind === 'unavailable') this.log('error', 'jobs will fail: no sandbox', { why: this.sandbox.reason });
+    if (this.sandbox.kind === 'bwrap') {
+      const user = this.sandbox.user;
+      this.log('info', 'jobs run sandboxed under bubblewrap', { hidden: this.sandbox.hide, seccomp: !!this.sandbox.seccomp, user: user ? `${user.name} (${user.uid}:${user.gid})` : 'the worker\'s own' });
+    } else if (this.sandbox.kind === 'unavailable') this.log('error', 'jobs will fail: no sandbox', { why: this.sandbox.reason });
+    this.limitBackend = await prepareLimits();
+    const limits = { memory: formatBytes(this.limits.memoryBytes), pids: this.limits.pids, disk: formatBytes(this.limits.diskBytes), tmp: formatBytes(this.limits.tmpBytes) };
+    if (this.limitBackend.kind === 'rlimit') {
+      this.log('warn', 'job limits use rlimits, not cgroups: the process limit counts all of this user\'s processes, memory is bounded by address space (not on GPU hosts), disk by file size and the folder watch', { why: this.limitBackend.why, ...limits });
+    } else this.log('info', `job limits use ${this.limitBackend.kind}`, limits);
     if (this.stopping) return;
     this.sampler = new TelemetrySampler(this.isGpuHost, this.opts.nvidiaSmi ?? 'nvidia-smi');
     void this.sampler.sample();
@@ -355,6 +390,17 @@ class Worker {
       log: this.log,
       uploadRetryMs: () => (this.stopping ? 10_000 : 120_000),
       sandbox: this.sandbox,
+      homesDir: join(this.opts.workDir, 'homes'),
+      limits: this.limits,
+      limitBackend: this.limitBackend,
+      // Reasons the renter reads name these by placeholders, never by their paths.
+      privatePaths: [
+        [this.opts.workDir, '<worker>'],
+        ...(this.opts.hidePaths ?? []).map((p): [string, string] => [p, '<hidden>']),
+        [process.env.HOME || os.homedir(), '<home>'],
+      ],
+      tailMaxFileBytes: this.opts.tailMaxFileBytes,
+      tailMaxJobBytes: this.opts.tailMaxJobBytes,
     });
     entry.run = run;
     if (this.outputPaused) run.pauseOutput();
@@ -447,7 +493,8 @@ class Worker {
     this.stopping = true;
     await this.initDone;
     if (this.telemetryTimer) clearInterval(this.telemetryTimer);
-    for (const j of this.jobs.values()) j.run?.cancel('the worker is stopping');
+    // A job already finishing goes on uploading what it wrote (within uploadRetryMs) before the worker leaves.
+    for (const j of this.jobs.values()) j.run?.cancel('the worker is stopping', { finishing: 'continue' });
     await Promise.all([...this.jobs.values()].map((j) => j.done));
     // Give the broker a moment to make the last events durable; what it misses is lost with us.
     const deadline = Date.now() + 5000;
