@@ -8,8 +8,9 @@ cell's outputs as text while the cell runs (the job's log), and writes the execu
 artifact is there even when the run stops part way.
 
 Standard library plus jupyter_client and ipykernel only: it runs on the provider's interpreter.
-Exit status: 0 when every cell ran, 1 when a cell raised (the run stops there unless
---allow-errors), 2 for a notebook that cannot be read, 3 when the kernel died.
+Exit status: 0 when every cell ran (with --allow-errors, also when some raised: their errors are
+in the notebook), 1 when a cell raised (the run stops there), 2 for a notebook that cannot be
+read or a Python without ipykernel, 3 when the kernel died.
 """
 
 import argparse
@@ -202,7 +203,8 @@ class Runner:
                     log(error)
                     return 3
                 if error:
-                    status = 1
+                    # With --allow-errors the errors are part of the result, as with nbconvert.
+                    status = 0 if self.allow_errors else 1
                     if not self.allow_errors:
                         log(f"cell {i} raised {error}; stopping (pass --allow-errors to run the rest)")
                         break

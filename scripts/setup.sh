@@ -43,5 +43,17 @@ for tool in setpriv prlimit; do
   command -v "$tool" >/dev/null || log "missing $tool (util-linux): a root worker cannot run jobs without setpriv; apt-get install util-linux" >&2
 done
 
+# Notebooks run on a kernel: the worker picks a Python with ipykernel and jupyter_client (python3,
+# else Debian's /usr/bin/python3). Without one, scripts still run and notebooks fail with why.
+if ! python3 -c 'import ipykernel, jupyter_client' 2>/dev/null && ! { [[ -x /usr/bin/python3 ]] && /usr/bin/python3 -c 'import ipykernel, jupyter_client' 2>/dev/null; }; then
+  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+    log "installing Debian's python3-ipykernel and python3-jupyter-client (notebooks on the worker)"
+    { apt-get -o DPkg::Lock::Timeout=600 update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends python3-ipykernel python3-jupyter-client >/dev/null; } ||
+      log "could not install ipykernel; notebooks will not run on this worker" >&2
+  else
+    log "no Python here has ipykernel: notebooks will not run on this worker (pip install ipykernel, or as root: apt-get install python3-ipykernel python3-jupyter-client)" >&2
+  fi
+fi
+
 log "building"
 npm run -s build

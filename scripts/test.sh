@@ -23,6 +23,12 @@ if [[ -x /usr/bin/python3 ]] && ! /usr/bin/python3 -c 'import torch' 2>/dev/null
     log "python3-torch missing and not root; the real-training test will be skipped"
   fi
 fi
+# matplotlib for the notebook tests' figures (setup.sh brings ipykernel).
+if [[ -x /usr/bin/python3 ]] && ! /usr/bin/python3 -c 'import matplotlib, matplotlib_inline' 2>/dev/null && [[ $(id -u) -eq 0 ]]; then
+  log "installing python3-matplotlib (Debian) for the notebook tests"
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends python3-matplotlib python3-matplotlib-inline >/dev/null \
+    || log "python3-matplotlib could not be installed; the notebook figure test will fail"
+fi
 bash scripts/setup-e2e.sh || exit 1
 
 status=0

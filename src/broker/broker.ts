@@ -10,6 +10,7 @@ import {
   type Lease,
   type LeaseStatus,
   type Offer,
+  PythonStack,
   type SubmitJobBody,
 } from '../shared/protocol';
 import { outputMatcher } from '../shared/output-globs';
@@ -55,6 +56,7 @@ interface WorkerRow {
   gpus: string;
   price_per_hour: number;
   last_seen: number;
+  stack: string | null;
 }
 
 /** How the broker reaches workers; implemented by the worker hub. */
@@ -127,7 +129,7 @@ export class Broker {
   /** Registers a worker (or re-registers one that reconnects with its id) and returns its id. */
   registerWorker(
     accountId: string,
-    hello: { workerId?: string | undefined; name: string; hostname: string; version: string; gpus: GpuInfo[]; pricePerHour: number },
+    hello: { workerId?: string | undefined; name: string; hostname: string; version: string; gpus: GpuInfo[]; pricePerHour: number; stack?: PythonStack | undefined },
   ): string {
     const now = Date.now();
     // A worker that lost its worker.json (or never keeps one) says hello without an id: it gets its
@@ -138,18 +140,19 @@ export class Broker {
           .prepare('SELECT * FROM workers WHERE account_id = ? AND name = ? AND hostname = ? ORDER BY last_seen DESC')
           .all(accountId, hello.name, hello.hostname) as WorkerRow[]).find((w) => !this.link.isOnline(w.id));
     const gpus = JSON.stringify(hello.gpus);
+    const stack = hello.stack ? JSON.stringify(hello.stack) : null;
     if (known) {
       this.db
-        .prepare('UPDATE workers SET name = ?, hostname = ?, version = ?, gpus = ?, price_per_hour = ?, last_seen = ? WHERE id = ?')
-        .run(hello.name, hello.hostname, hello.version, gpus, hello.pricePerHour, now, known.id);
+        .prepare('UPDATE workers SET name = ?, hostname = ?, version = ?, gpus = ?, price_per_hour = ?, stack = ?, last_seen = ? WHERE id = ?')
+        .run(hello.name, hello.hostname, hello.version, gpus, hello.pricePerHour, stack, now, known.id);
       return known.id;
     }
     const id = newId('wrk');
     this.db
       .prepare(
-        'INSERT INTO workers (id, account_id, name, hostname, version, gpus, price_per_hour, last_seen, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+        'INSERT INTO workers (id, account_id, name, hostname, version, gpus, price_per_hour, stack, last_seen, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
       )
-      .run(id, accountId, hello.name, hello.hostname, hello.version, gpus, hello.pricePerHour, now, now);
+      .run(id, accountId, hello.name, hello.hostname, hello.version, gpus, hello.pricePerHour, stack, now, now);
     return id;
   }
 
@@ -230,6 +233,7 @@ export class Broker {
           pricePerHour: w.price_per_hour,
           reliability,
           online,
+          ...(w.stack ? { stack: PythonStack.parse(JSON.parse(w.stack)) } : {}),
         });
       }
     }
@@ -375,6 +379,9 @@ export class Broker {
     }
     const { leaseId, ...specFields } = body;
     const spec = JobSpec.parse(specFields);
+    // A notebook run's executed notebook comes back at the notebook's own path, whatever the
+    // client asked for (the broker takes artifacts only inside the job's outputs).
+    if (/\.ipynb$/i.test(spec.entry) && !outputMatcher(spec.outputs)(spec.entry)) spec.outputs = [...spec.outputs, spec.entry];
     const id = newId('job');
     this.db.transaction(() => {
       this.db

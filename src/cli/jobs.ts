@@ -71,10 +71,17 @@ export function registerJobCommands(program: Command): void {
     .option('--logdir <dir>', 'TensorBoard log folder, relative to the script\'s folder', 'runs')
     .option('--env <NAME=VALUE>', 'environment variable for the job (repeatable)', (v: string, acc: string[] = []) => [...acc, v])
     .option('--detach', 'submit and print the job id without following')
-    .action(async (file: string, args: string[], o: { lease?: string; outputs?: string[]; logdir: string; env?: string[]; detach?: boolean }, cmd: Command) => {
+    .option('--allow-errors', 'a notebook: run every cell even after one raises (default: stop at the first error)')
+    .action(async (file: string, args: string[], o: { lease?: string; outputs?: string[]; logdir: string; env?: string[]; detach?: boolean; allowErrors?: boolean }, cmd: Command) => {
       const g = globals(cmd);
       const abs = resolve(file);
       if (!existsSync(abs) || !statSync(abs).isFile()) throw new UsageError(`${file} is not a file`);
+      // A notebook runs cell by cell on a fresh kernel (its outputs print as they come, and the
+      // executed notebook is an artifact at its own path); it takes no script arguments.
+      const notebook = /\.ipynb$/i.test(abs);
+      if (notebook && args.length) throw new UsageError(`a notebook takes no arguments (got ${args.join(' ')})`);
+      if (o.allowErrors && !notebook) throw new UsageError('--allow-errors is for notebooks (.ipynb)');
+      if (o.allowErrors) args = ['--allow-errors'];
       const root = dirname(abs);
       const logdir = flag('logdir', RelPath, o.logdir.replace(/^\.\//, '').replace(/\/+$/, ''));
       const env: Record<string, string> = {};

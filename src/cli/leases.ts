@@ -39,10 +39,12 @@ export function registerLeaseCommands(program: Command): void {
             `${o.free}/${o.total}`,
             o.pricePerHour.toFixed(2),
             `${Math.round(o.reliability * 100)}%`,
+            o.stack ? `${o.stack.python}${o.stack.torch ? ` torch ${o.stack.torch}` : ''}${o.stack.cuda ? ` cuda ${o.stack.cuda}` : ''}` : '?',
+            o.stack ? (o.stack.kernels ? 'yes' : 'no') : '?',
             o.workerName,
             o.workerId,
           ]),
-          ['MODEL', 'VRAM', 'FREE', 'PRICE/H', 'RELIABILITY', 'WORKER', 'WORKER ID'],
+          ['MODEL', 'VRAM', 'FREE', 'PRICE/H', 'RELIABILITY', 'PYTHON', 'NOTEBOOKS', 'WORKER', 'WORKER ID'],
         ),
       );
     });

@@ -63,7 +63,7 @@ function sandboxFlag(v: string | undefined): SandboxMode | undefined {
 export function registerServerCommands(program: Command): void {
   const workerFlags = (c: Command) =>
     c
-      .option('--python <path>', 'Python interpreter that runs jobs', 'python3')
+      .option('--python <path>', 'Python interpreter that runs jobs (default: the first of python3, /usr/bin/python3 that can run notebooks, else python3)')
       .option('--nvidia-smi <path>', 'nvidia-smi to query GPUs with', 'nvidia-smi')
       .option('--price <credits>', 'price of one device per hour')
       .option('--name <name>', 'name shown in offers', hostname())

@@ -64,6 +64,16 @@ export const GpuTelemetry = z.object({
 });
 export type GpuTelemetry = z.infer<typeof GpuTelemetry>;
 
+/** What a worker's Python has: what a renter picks a worker by, and whether it runs notebooks. */
+export const PythonStack = z.object({
+  python: z.string().max(50),
+  torch: z.string().max(50).nullable(),
+  cuda: z.string().max(50).nullable(),
+  /** ipykernel and jupyter_client are there: notebooks run */
+  kernels: z.boolean(),
+});
+export type PythonStack = z.infer<typeof PythonStack>;
+
 export const Offer = z.object({
   workerId: Id,
   workerName: z.string(),
@@ -77,6 +87,8 @@ export const Offer = z.object({
   /** 0..1: share of the worker's finished jobs that were not lost, with a prior of one good job */
   reliability: z.number().min(0).max(1),
   online: z.boolean(),
+  /** the worker's Python, PyTorch and CUDA versions; absent when it did not say */
+  stack: PythonStack.optional(),
 });
 export type Offer = z.infer<typeof Offer>;
 
@@ -251,6 +263,7 @@ export const WorkerHello = z.object({
   version: z.string().max(50),
   gpus: z.array(GpuInfo).max(64),
   pricePerHour: z.number().min(0).max(1_000_000),
+  stack: PythonStack.optional(),
   /** jobs the worker still holds: running, or with events the broker has not acknowledged */
   jobs: z.array(Id).max(10_000),
 });

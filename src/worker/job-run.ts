@@ -18,6 +18,7 @@ import { confinedPath, confinedPathNoSymlinks } from './confine';
 import { inheritedEnv, jobEnv } from './job-env';
 import { DEFAULT_LIMITS, formatBytes, JobCgroup, rlimitArgs, type JobLimits, type LimitBackend } from './limits';
 import { LogBatcher } from './log-batcher';
+import { entryArgv } from './notebook-entry';
 import { redactPaths } from './redact-paths';
 import { bwrapArgs, bwrapStatus, locatePython, sandboxProcesses, SECCOMP_FD, type JobUser, type Sandbox } from './sandbox';
 import { TfEventsTailer, type ScalarDecoder } from './tailer';
@@ -252,7 +253,12 @@ export class JobRun {
     const env = jobEnv({ workerEnv: process.env, specEnv: spec.env, set });
 
     let file = this.ctx.python;
-    let argv = ['-u', spec.entry, ...spec.args];
+    let argv: string[];
+    try {
+      argv = entryArgv(this.workspace, spec.entry, spec.args);
+    } catch (err) {
+      return { status: 'failed', reason: (err as Error).message };
+    }
     let seccomp: Buffer | null = null;
     if (sandbox.kind === 'unavailable') return { status: 'failed', reason: sandbox.reason };
     if (sandbox.kind === 'bwrap') {

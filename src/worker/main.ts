@@ -7,10 +7,12 @@ import * as os from 'node:os';
 import { join } from 'node:path';
 import { BrokerClient } from '../client/api';
 import { TfEventsDecoder } from '../shared/tfevents';
-import { Id, PROTOCOL_VERSION, type BrokerToWorker, type EventBody, type GpuInfo, type JobAssignment, type WorkerHello } from '../shared/protocol';
+import { Id, PROTOCOL_VERSION, type BrokerToWorker, type EventBody, type GpuInfo, type JobAssignment, type PythonStack, type WorkerHello } from '../shared/protocol';
 import { BlobCache } from './blob-cache';
 import { BrokerConnection } from './connection';
 import { EventOutbox } from './event-outbox';
+import { inheritedEnv } from './job-env';
+import { pickPython } from './python-probe';
 import { fitEvent, MAX_EVENT_BYTES } from './event-size';
 import { probeDevices } from './gpu-probe';
 import { JobRun, type LogFn, type LogLevel } from './job-run';
@@ -123,6 +125,9 @@ class Worker {
   private conn: BrokerConnection | undefined;
   private gpus: GpuInfo[] = [];
   private isGpuHost = false;
+  /** the interpreter jobs run with, and what it has (told to the broker in every hello) */
+  private python = 'python3';
+  private stack: PythonStack | undefined;
   private sampler: TelemetrySampler | undefined;
   private telemetryTimer: NodeJS.Timeout | undefined;
   private pumpTimer: NodeJS.Timeout | undefined;
@@ -178,6 +183,14 @@ class Worker {
     this.isGpuHost = probe.isGpuHost;
     if (probe.fallbackReason) this.log('info', 'no GPU found; offering the CPU', { why: probe.fallbackReason, device: probe.gpus[0]?.name });
     else this.log('info', 'found GPUs', { gpus: probe.gpus.map((g) => `${g.index}: ${g.name}`) });
+    const picked = await pickPython(this.opts.python, inheritedEnv());
+    this.python = picked.python;
+    this.stack = picked.stack;
+    if (!picked.stack) this.log('warn', `${picked.python} does not run; jobs will fail until it does`);
+    else {
+      this.log('info', 'jobs run with this Python', { interpreter: picked.python, ...picked.stack });
+      if (!picked.stack.kernels) this.log('warn', 'notebooks cannot run: this Python lacks ipykernel and jupyter_client (apt-get install python3-ipykernel python3-jupyter-client, or pip install ipykernel)');
+    }
     this.sandbox = await prepareSandbox({
       mode: this.opts.sandbox ?? 'auto',
       bwrap: this.opts.bwrapPath,
@@ -248,6 +261,7 @@ class Worker {
       version: WORKER_VERSION,
       gpus: this.gpus,
       pricePerHour: this.opts.pricePerHour ?? 0,
+      ...(this.stack ? { stack: this.stack } : {}),
       jobs: held.slice(0, 10_000),
     };
   }
@@ -380,7 +394,7 @@ class Worker {
     }
     const run = new JobRun(a, {
       jobsDir: join(this.opts.workDir, 'jobs'),
-      python: this.opts.python ?? 'python3',
+      python: this.python,
       killGraceMs: this.opts.killGraceMs ?? 10_000,
       isGpuHost: this.isGpuHost,
       client: this.client,

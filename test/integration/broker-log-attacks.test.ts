@@ -5,13 +5,13 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import { join } from 'node:path';
 import { BrokerClient } from '../../src/client/api';
 import { startBroker, type RunningBroker } from '../../src/broker/server';
 import type { JobEvent } from '../../src/shared/protocol';
-import { hearth, startWorkerProc, stopProcess, waitFor as waitUntil, type WorkerProc } from './helpers';
+import { hearth, REPO, startWorkerProc, stopProcess, waitFor as waitUntil, type WorkerProc } from './helpers';
 import { finalStatus, follow, logOf, submit, type JobHost } from './in-process-jobs';
 import { ScriptedWorker } from './scripted-worker';
 
@@ -234,7 +234,7 @@ describe('a lost worker and its leases (integration)', function () {
   it('a frozen (SIGSTOPped) worker goes offline within seconds, the renter is told, and the lease stops billing', async function () {
     net = await startNet({ heartbeatMs: 300, lostAfterMs: 60_000 });
     const { token: workerToken } = await net.admin.createToken('worker', 'w');
-    const wp: WorkerProc = await startWorkerProc(net.broker.url, workerToken, join(net.dir, 'worker'), ['--sandbox', 'none', '--nvidia-smi', join(net.dir, 'none')]);
+    const wp: WorkerProc = await startWorkerProc(net.broker.url, workerToken, join(net.dir, 'worker'), ['--nvidia-smi', join(net.dir, 'none')]);
     try {
       const host: JobHost = { dir: net.dir, client: net.admin };
       const jobId = await submit(host, { 'sleep.py': 'import time\nprint("started", flush=True)\ntime.sleep(600)\n' }, { entry: 'sleep.py' });
@@ -268,7 +268,7 @@ describe('a lease runs its jobs one at a time (integration)', function () {
   it('queues the rest visibly and runs them in order, never two at once', async () => {
     const net = await startNet();
     const { token: workerToken } = await net.admin.createToken('worker', 'w');
-    const wp = await startWorkerProc(net.broker.url, workerToken, join(net.dir, 'worker'), ['--sandbox', 'none', '--nvidia-smi', join(net.dir, 'none')]);
+    const wp = await startWorkerProc(net.broker.url, workerToken, join(net.dir, 'worker'), ['--nvidia-smi', join(net.dir, 'none')]);
     try {
       const host: JobHost = { dir: net.dir, client: net.admin };
       const script = 'import time\nprint("start", time.time(), flush=True)\ntime.sleep(0.4)\nprint("end", time.time(), flush=True)\n';
@@ -296,7 +296,7 @@ describe('what one job can send is capped (integration)', function () {
   it('a job flooding its log past the cap is stopped, the broker keeps no more of it, the next job runs', async () => {
     const net = await startNet({ maxJobEventBytes: 256 * 1024 });
     const { token: workerToken } = await net.admin.createToken('worker', 'w');
-    const wp = await startWorkerProc(net.broker.url, workerToken, join(net.dir, 'worker'), ['--sandbox', 'none', '--kill-grace', '1', '--nvidia-smi', join(net.dir, 'none')]);
+    const wp = await startWorkerProc(net.broker.url, workerToken, join(net.dir, 'worker'), ['--kill-grace', '1', '--nvidia-smi', join(net.dir, 'none')]);
     try {
       const host: JobHost = { dir: net.dir, client: net.admin };
       const flood = await submit(host, { 'flood.py': 'import time\nfor i in range(40000):\n    print("z" * 100)\ntime.sleep(600)\n' }, { entry: 'flood.py' });
@@ -334,13 +334,17 @@ describe('a full disk under the broker (integration)', function () {
     }
     let net: Net | undefined;
     let wp: WorkerProc | undefined;
+    mkdirSync(join(REPO, '.test-tmp'), { recursive: true });
+    const signals = mkdtempSync(join(REPO, '.test-tmp', 'go-'));
     try {
       net = await startNet({ dataDir });
       const { token: workerToken } = await net.admin.createToken('worker', 'w');
-      wp = await startWorkerProc(net.broker.url, workerToken, join(root, 'worker'), ['--sandbox', 'none', '--nvidia-smi', join(root, 'none')]);
+      wp = await startWorkerProc(net.broker.url, workerToken, join(root, 'worker'), ['--nvidia-smi', join(root, 'none')]);
       const host: JobHost = { dir: root, client: net.admin };
-      // The job waits for the go file, so the disk is full before its output starts.
-      const go = join(root, 'go');
+      // The job waits for the go file, so the disk is full before its output starts. It lives
+      // where the sandboxed job (another user, a private /tmp) can see it.
+      chmodSync(signals, 0o755);
+      const go = join(signals, 'go');
       const N = 80_000;
       const script = `import os, time\nwhile not os.path.exists(${JSON.stringify(go)}): time.sleep(0.05)\nfor i in range(${N}):\n    print(f"line {i:06d} " + "y" * 80)\n`;
       const jobId = await submit(host, { 'flood.py': script }, { entry: 'flood.py' });
@@ -377,6 +381,7 @@ describe('a full disk under the broker (integration)', function () {
       await net?.broker.close();
       spawnSync('umount', ['-l', dataDir]);
       rmSync(root, { recursive: true, force: true });
+      rmSync(signals, { recursive: true, force: true });
     }
   });
 });
@@ -386,7 +391,7 @@ describe('pull never overwrites a file it did not download (integration)', funct
   it('refuses to replace a different local file unless --force', async () => {
     const net = await startNet();
     const { token: workerToken } = await net.admin.createToken('worker', 'w');
-    const wp = await startWorkerProc(net.broker.url, workerToken, join(net.dir, 'worker'), ['--sandbox', 'none', '--nvidia-smi', join(net.dir, 'none')]);
+    const wp = await startWorkerProc(net.broker.url, workerToken, join(net.dir, 'worker'), ['--nvidia-smi', join(net.dir, 'none')]);
     try {
       const host: JobHost = { dir: net.dir, client: net.admin };
       const jobId = await submit(host, { 'w.py': 'import os\nos.makedirs("outputs", exist_ok=True)\nopen("outputs/model.pt","w").write("new weights")\n' }, { entry: 'w.py', outputs: ['outputs/**'] });

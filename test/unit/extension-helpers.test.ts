@@ -1,11 +1,5 @@
-// Pure helpers of the extension (no vscode): display formats, the run log as text, and the
-// notebook-to-script conversion, which is checked by running its output with a real python3.
+// Pure helpers of the extension (no vscode): display formats and the run log as text.
 import * as assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { cellsToScript, scriptPathFor } from '../../src/extension/commands/notebook-to-script';
 import { costNow, formatBytes, formatCredits, formatDuration, formatVram, plainLog } from '../../src/extension/views/format';
 import type { Lease } from '../../src/shared/protocol';
 
@@ -46,32 +40,5 @@ describe('extension display helpers', () => {
   it('turns a terminal log into plain text: no escapes, the last rewrite of \\r lines', () => {
     assert.equal(plainLog('\x1b[1;32mok\x1b[0m\n[#..] 1/3\r[##.] 2/3\r[###] 3/3\ndone\r\n'), 'ok\n[###] 3/3\ndone\n');
     assert.equal(plainLog('\x1b]8;;http://x\x07link\x1b]8;;\x07'), 'link');
-  });
-});
-
-describe('notebook to script', () => {
-  it('keeps code cells in order and skips IPython-only lines so python3 runs the result', () => {
-    const cells = [
-      '%matplotlib inline\nimport sys\nx = 6 * 7',
-      '%%bash\necho not python\n  indented shell',
-      'for i in range(2):\n    !echo skipped\n    print("loop", i)',
-      'print("answer", x)',
-    ];
-    const script = cellsToScript(cells, 'nb.ipynb');
-    assert.equal(script.skippedMagics, 3);
-    const dir = mkdtempSync(join(tmpdir(), 'hearth-nb-'));
-    try {
-      const file = join(dir, 'nb.hearth.py');
-      writeFileSync(file, script.source);
-      const out = execFileSync('python3', [file], { encoding: 'utf8' });
-      assert.equal(out, 'loop 0\nloop 1\nanswer 42\n');
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
-
-  it('names the script next to the notebook', () => {
-    assert.equal(scriptPathFor('train.ipynb'), 'train.hearth.py');
-    assert.equal(scriptPathFor('nb/Exp.IPYNB'), 'nb/Exp.hearth.py');
   });
 });

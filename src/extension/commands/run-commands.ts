@@ -1,16 +1,13 @@
-import { createHash } from 'node:crypto';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { uploadWorkspace } from '../../client/workspace';
 import { PullConflictError, pullArtifacts, type PulledFile } from '../../client/pull';
-import { isTerminal, type Job, type ManifestFile } from '../../shared/protocol';
+import { isTerminal, type Job } from '../../shared/protocol';
 import type { HearthServices } from '../hearth-services';
 import { errorMessage } from '../services/errors';
 import { formatBytes } from '../views/format';
 import { jobIdOf, pickJob, pickLease } from './args';
 import { CommandId } from './command-ids';
-import { notebookCells } from './notebook-script';
-import { cellsToScript, scriptPathFor } from './notebook-to-script';
 import { runLogUri } from './run-log-document';
 
 /** Options of Run Current File for callers that know them (tests, other extensions). */
@@ -75,7 +72,7 @@ export async function runCurrentFile(s: HearthServices, uriArg?: unknown, optsAr
   if (!leaseId) return undefined;
   const client = await s.getClient();
   const root = folder.uri.fsPath;
-  let entry = path.relative(root, uri.fsPath).split(path.sep).join('/');
+  const entry = path.relative(root, uri.fsPath).split(path.sep).join('/');
 
   const files = await vscode.window.withProgress(
     { location: vscode.ProgressLocation.Notification, title: `Hearth: uploading ${folder.name}`, cancellable: true },
@@ -101,20 +98,8 @@ export async function runCurrentFile(s: HearthServices, uriArg?: unknown, optsAr
     },
   );
 
-  let manifestFiles: ManifestFile[] = files;
-  if (/\.ipynb$/i.test(entry)) {
-    const script = cellsToScript(await notebookCells(uri), path.basename(uri.fsPath));
-    const data = Buffer.from(script.source, 'utf8');
-    const sha256 = createHash('sha256').update(data).digest('hex');
-    if ((await client.missingBlobs([sha256])).length > 0) await client.putBlob(sha256, data, data.length);
-    const scriptPath = scriptPathFor(entry);
-    manifestFiles = [...files.filter((f) => f.path !== scriptPath), { path: scriptPath, sha256, size: data.length, executable: false }];
-    if (script.skippedMagics > 0) {
-      void vscode.window.showInformationMessage(`Hearth: ${script.skippedMagics} IPython-only line(s) (%magic, !shell) of the notebook are skipped on the worker.`);
-    }
-    entry = scriptPath;
-  }
-
+  // A notebook runs as a notebook: every cell in order on a fresh kernel, magics and all, and the
+  // executed notebook comes back as an artifact at its own path.
   const cfg = s.config.current;
   const job = await client.submitJob({
     leaseId,
@@ -123,7 +108,7 @@ export async function runCurrentFile(s: HearthServices, uriArg?: unknown, optsAr
     env: opts.env ?? {},
     outputs: [...cfg.outputs],
     logdir: cfg.logdir,
-    manifest: { files: manifestFiles },
+    manifest: { files },
   });
   s.log.info(`submitted ${job.id}: ${entry} on lease ${leaseId}`);
   await s.rememberJobFolder(job.id, folder.uri);

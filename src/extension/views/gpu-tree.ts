@@ -47,6 +47,12 @@ export class OfferItem extends vscode.TreeItem {
         `- free: ${o.free} of ${o.total}`,
         `- price: ${o.pricePerHour} credits per device-hour`,
         `- reliability: ${Math.round(o.reliability * 100)}% of finished jobs not lost`,
+        ...(o.stack
+          ? [
+              `- Python ${o.stack.python}, PyTorch ${o.stack.torch ?? 'not installed'}${o.stack.cuda ? `, CUDA ${o.stack.cuda}` : ''}`,
+              `- notebooks: ${o.stack.kernels ? 'yes' : 'no (the worker\'s Python lacks ipykernel)'}`,
+            ]
+          : []),
       ].join('\n'),
     );
     this.iconPath = new vscode.ThemeIcon(

@@ -148,7 +148,7 @@ export function defineRunTests(): void {
       assert.equal(item?.contextValue, 'job.cancelled.done');
     });
 
-    it('Run Current File runs a notebook\'s code cells as a script', async () => {
+    it('Run Current File runs a notebook cell by cell on a kernel and brings the executed notebook back', async () => {
       const nb = vscode.Uri.joinPath(workspaceRoot(), 'hello.ipynb');
       const cell = (source: string[]) => ({ cell_type: 'code', metadata: {}, execution_count: null, outputs: [], source });
       await writeFile(
@@ -168,8 +168,9 @@ export function defineRunTests(): void {
       assert.ok(id);
       const end = await terminal(client, id);
       assert.equal(end.status, 'succeeded', end.reason ?? '');
-      assert.equal(end.entry, 'hello.hearth.py');
+      assert.equal(end.entry, 'hello.ipynb');
       assert.match(await logOf(client, id), /notebook says 42/);
+      assert.ok((await client.artifacts(id)).some((a) => a.path === 'hello.ipynb'), 'the executed notebook is an artifact');
     });
 
     it('hearth.autoPull pulls the weights when a run ends', async () => {
