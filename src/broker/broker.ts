@@ -11,6 +11,9 @@ import {
   type LeaseStatus,
   type Offer,
   PythonStack,
+  StartKernelBody,
+  type KernelRequest,
+  type KernelRequestBody,
   type SubmitJobBody,
 } from '../shared/protocol';
 import { outputMatcher } from '../shared/output-globs';
@@ -64,11 +67,16 @@ export interface WorkerLink {
   isOnline(workerId: string): boolean;
   dispatch(job: JobRow): void;
   cancel(workerId: string, jobId: string, reason: string): void;
+  /** a request for a running kernel session */
+  request(workerId: string, jobId: string, request: KernelRequest): void;
 }
+
+/** The entry of a kernel session's spec (the worker runs its kernel bridge, not a file of the renter's). */
+export const KERNEL_ENTRY = '.hearth-kernel';
 
 export class Broker {
   readonly events: EventLog;
-  link: WorkerLink = { isOnline: () => false, dispatch: () => {}, cancel: () => {} };
+  link: WorkerLink = { isOnline: () => false, dispatch: () => {}, cancel: () => {}, request: () => {} };
 
   constructor(
     readonly db: Db,
@@ -347,6 +355,7 @@ export class Broker {
   toJob(r: JobRow): Job {
     return {
       id: r.id,
+      kind: r.kind,
       leaseId: r.lease_id,
       workerId: r.worker_id,
       entry: r.entry,
@@ -385,8 +394,8 @@ export class Broker {
     const id = newId('job');
     this.db.transaction(() => {
       this.db
-        .prepare("INSERT INTO jobs (id, account_id, lease_id, worker_id, entry, status, created_at, dispatched_at) VALUES (?, ?, ?, ?, ?, 'queued', ?, NULL)")
-        .run(id, p.accountId, leaseId, lease.worker_id, spec.entry, Date.now());
+        .prepare("INSERT INTO jobs (id, account_id, lease_id, worker_id, entry, kind, status, created_at, dispatched_at) VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, NULL)")
+        .run(id, p.accountId, leaseId, lease.worker_id, spec.entry, spec.kind, Date.now());
       this.db.prepare('INSERT INTO job_specs (job_id, spec) VALUES (?, ?)').run(id, JSON.stringify(spec));
       const link = this.db.prepare('INSERT OR IGNORE INTO job_blobs (job_id, sha256) VALUES (?, ?)');
       for (const h of hashes) link.run(id, h);
@@ -402,6 +411,38 @@ export class Broker {
       });
     }
     return this.toJob(this.events.job(id)!);
+  }
+
+  /**
+   * Starts a kernel session: a session like a job, whose entry is the kernel itself. It takes its
+   * turn on the lease like a job and runs until it is stopped, idles out or its lease ends.
+   */
+  startKernel(p: Principal, body: StartKernelBody): Job {
+    const b = StartKernelBody.parse(body);
+    const w = this.db.prepare('SELECT w.stack AS stack FROM leases l JOIN workers w ON w.id = l.worker_id WHERE l.id = ? AND l.account_id = ?').get(b.leaseId, p.accountId) as
+      | { stack: string | null }
+      | undefined;
+    if (w?.stack && !(JSON.parse(w.stack) as PythonStack).kernels) {
+      throw new HttpError(409, 'no_kernels', "this lease's worker cannot run kernels: its Python lacks ipykernel and jupyter_client");
+    }
+    return this.submitJob(p, { leaseId: b.leaseId, kind: 'kernel', entry: KERNEL_ENTRY, idleMinutes: b.idleMinutes, args: [], env: b.env, outputs: b.outputs, logdir: b.logdir, manifest: b.manifest });
+  }
+
+  /**
+   * Passes a request to a kernel session's worker and returns its id. An execute is logged first
+   * (execute_request, with its code), so a client that comes back later knows what each request
+   * ran; the kernel's answers follow in the same log, carrying the same id.
+   */
+  kernelRequest(p: Principal, jobId: string, body: KernelRequestBody): { requestId: string } {
+    const r = this.jobRow(p, jobId);
+    if (r.kind !== 'kernel') throw new HttpError(409, 'not_a_kernel', `${jobId} is a job, not a kernel session`);
+    if (isTerminal(r.status)) throw new HttpError(409, 'kernel_ended', `the kernel session ${jobId} has ended (${r.status}${r.reason ? `: ${r.reason}` : ''}); start a new one`);
+    if (r.dispatched_at === null) throw new HttpError(409, 'kernel_waiting', `the kernel session ${jobId} waits for its turn on lease ${r.lease_id}`);
+    if (!this.link.isOnline(r.worker_id)) throw new HttpError(409, 'worker_unreachable', 'the kernel\'s worker is not connected right now; try again in a moment');
+    const requestId = newId('req');
+    if (body.type === 'execute') this.events.append(jobId, { type: 'kernel', requestId, msgType: 'execute_request', content: { code: body.code } });
+    this.link.request(r.worker_id, jobId, { ...body, requestId });
+    return { requestId };
   }
 
   /**

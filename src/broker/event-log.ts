@@ -42,6 +42,7 @@ export interface JobRow {
   last_wseq: number;
   dispatched_at: number | null;
   event_bytes: number;
+  kind: 'job' | 'kernel';
 }
 
 type RawRow = { seq: number; ts: number; body: string };

@@ -13,6 +13,7 @@ import {
   WorkerToBroker,
   type GpuTelemetry,
   type JobAssignment,
+  type KernelRequest,
 } from '../shared/protocol';
 import { ArtifactRefused, type Broker, type Principal, type WorkerLink } from './broker';
 import type { JobRow } from './event-log';
@@ -75,6 +76,11 @@ export class WorkerHub implements WorkerLink {
   cancel(workerId: string, jobId: string, reason: string): void {
     const conn = this.conns.get(workerId);
     if (conn) this.send(conn, { type: 'cancel', jobId, reason });
+  }
+
+  request(workerId: string, jobId: string, request: KernelRequest): void {
+    const conn = this.conns.get(workerId);
+    if (conn) this.send(conn, { type: 'request', jobId, request });
   }
 
   /** Handles one worker socket from its first message to its close. */

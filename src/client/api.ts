@@ -10,6 +10,9 @@ import {
   ErrorReply,
   EventStreamLine,
   Job,
+  KernelRequestReply,
+  type KernelRequestBody,
+  type StartKernelBody,
   Lease,
   Me,
   MissingBlobsReply,
@@ -157,6 +160,14 @@ export class BrokerClient {
 
   submitJob(body: SubmitJobBody): Promise<Job> {
     return this.json('POST', '/v1/jobs', Job, body);
+  }
+  /** A kernel session on a lease: a long-lived IPython kernel that runs cells on request. */
+  startKernel(body: StartKernelBody): Promise<Job> {
+    return this.json('POST', '/v1/kernels', Job, body);
+  }
+  /** Asks a kernel session to execute code, interrupt, restart or take an input; its answers come as events. */
+  kernelRequest(sessionId: string, body: KernelRequestBody): Promise<{ requestId: string }> {
+    return this.json('POST', `/v1/jobs/${enc(sessionId)}/requests`, KernelRequestReply, body);
   }
   jobs(): Promise<Job[]> {
     return this.json('GET', '/v1/jobs', z.array(Job));

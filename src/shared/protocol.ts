@@ -167,10 +167,21 @@ export const isTerminal = (s: JobStatus): boolean => TERMINAL_STATUSES.includes(
 
 const EnvName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'not a valid environment variable name');
 
+/**
+ * A session is a job (a script or notebook run to its end) or a kernel (a long-lived IPython
+ * kernel that runs cells on request). Both run in the same sandbox with the same limits, and
+ * both log into the same durable event log.
+ */
+export const SessionKind = z.enum(['job', 'kernel']);
+export type SessionKind = z.infer<typeof SessionKind>;
+
 export const JobSpec = z
   .object({
-    /** the script to run, relative to the workspace root */
+    kind: SessionKind.default('job'),
+    /** the script to run, relative to the workspace root (for a kernel: its working folder's marker, `.`-free) */
     entry: RelPath,
+    /** a kernel stops after this many minutes with no request and no running cell (0: never) */
+    idleMinutes: z.number().min(0).max(7 * 24 * 60).default(60),
     args: z.array(z.string().max(10_000)).max(1000).default([]),
     env: z.record(EnvName, z.string().max(100_000)).default({}),
     /** globs, relative to the workspace root, of files uploaded as artifacts when the job ends */
@@ -183,10 +194,72 @@ export const JobSpec = z
 export type JobSpec = z.infer<typeof JobSpec>;
 
 export const SubmitJobBody = JobSpec.extend({ leaseId: Id }).strict();
-export type SubmitJobBody = z.infer<typeof SubmitJobBody>;
+export type SubmitJobBody = z.input<typeof SubmitJobBody>;
+
+/** POST /v1/kernels: a kernel session on a lease, in the uploaded workspace (may be empty). */
+export const StartKernelBody = z
+  .object({
+    leaseId: Id,
+    manifest: Manifest.default({ files: [] }),
+    env: z.record(EnvName, z.string().max(100_000)).default({}),
+    logdir: RelPath.default('runs'),
+    outputs: z.array(z.string().min(1).max(1000)).max(100).default([]),
+    idleMinutes: z.number().min(0).max(7 * 24 * 60).default(60),
+  })
+  .strict();
+export type StartKernelBody = z.input<typeof StartKernelBody>;
+
+const KernelRequestKinds = [
+  z.object({ type: z.literal('execute'), code: z.string().max(4 * 1024 * 1024) }),
+  /** KeyboardInterrupt in the running cell; the kernel's state stays */
+  z.object({ type: z.literal('interrupt') }),
+  /** a fresh kernel in the same session (state gone) */
+  z.object({ type: z.literal('restart') }),
+  /** the answer to an input_request (input(), getpass) */
+  z.object({ type: z.literal('input_reply'), value: z.string().max(100_000) }),
+] as const;
+
+/** POST /v1/jobs/:id/requests: what a client asks of a running kernel. */
+export const KernelRequestBody = z.discriminatedUnion('type', [
+  KernelRequestKinds[0].strict(),
+  KernelRequestKinds[1].strict(),
+  KernelRequestKinds[2].strict(),
+  KernelRequestKinds[3].strict(),
+]);
+export type KernelRequestBody = z.infer<typeof KernelRequestBody>;
+export const KernelRequestReply = z.object({ requestId: Id });
+
+/** A request as the worker gets it: the broker's request id travels with it. */
+export const KernelRequest = z.discriminatedUnion('type', [
+  KernelRequestKinds[0].extend({ requestId: Id }).strict(),
+  KernelRequestKinds[1].extend({ requestId: Id }).strict(),
+  KernelRequestKinds[2].extend({ requestId: Id }).strict(),
+  KernelRequestKinds[3].extend({ requestId: Id }).strict(),
+]);
+export type KernelRequest = z.infer<typeof KernelRequest>;
+
+/**
+ * The Jupyter messages a kernel session reports (content as Jupyter defines it), plus
+ * execute_request, which the broker logs when it takes a request (content: { code }).
+ */
+export const KernelMsgType = z.enum([
+  'execute_request',
+  'status',
+  'execute_input',
+  'stream',
+  'display_data',
+  'update_display_data',
+  'execute_result',
+  'error',
+  'clear_output',
+  'input_request',
+  'execute_reply',
+]);
+export type KernelMsgType = z.infer<typeof KernelMsgType>;
 
 export const Job = z.object({
   id: Id,
+  kind: SessionKind.default('job'),
   leaseId: Id,
   workerId: Id,
   entry: z.string(),
@@ -229,6 +302,11 @@ export const EventBody = z.discriminatedUnion('type', [
   z.object({ type: z.literal('scalars'), points: z.array(ScalarPoint).max(100_000) }),
   z.object({ type: z.literal('telemetry'), gpus: z.array(GpuTelemetry).max(64) }),
   z.object({ type: z.literal('artifact'), artifact: Artifact }),
+  /**
+   * A kernel session's message: requestId names the request it answers (null: about the kernel
+   * as a whole, e.g. its state starting/idle/busy/restarting/dead).
+   */
+  z.object({ type: z.literal('kernel'), requestId: Id.nullable(), msgType: KernelMsgType, content: z.record(z.unknown()) }),
   /** something the worker wants the person to know that is not the program's own output */
   z.object({ type: z.literal('notice'), level: z.enum(['info', 'warning', 'error']), message: z.string().max(10_000) }),
 ]);
@@ -292,6 +370,8 @@ export const BrokerToWorker = z.discriminatedUnion('type', [
   z.object({ type: z.literal('welcome'), workerId: Id, heartbeatMs: z.number().int().positive() }),
   z.object({ type: z.literal('job'), job: JobAssignment }),
   z.object({ type: z.literal('cancel'), jobId: Id, reason: z.string() }),
+  /** a request for a running kernel session */
+  z.object({ type: z.literal('request'), jobId: Id, request: KernelRequest }),
   /** every event up to wseq of jobId is appended durably */
   z.object({ type: z.literal('ack'), jobId: Id, wseq: z.number().int().min(0) }),
   /**

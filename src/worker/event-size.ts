@@ -14,6 +14,8 @@ function bound(body: EventBody): number {
       return 200 + 6 * body.data.length;
     case 'scalars':
       return 200 + body.points.reduce((n, p) => n + 120 + 6 * (p.run.length + p.tag.length), 0);
+    case 'kernel':
+      return body.msgType === 'stream' && typeof body.content.text === 'string' ? 300 + 6 * body.content.text.length : Infinity;
     default:
       return Infinity;
   }
@@ -40,6 +42,25 @@ export function fitEvent(body: EventBody, maxBytes = MAX_EVENT_BYTES): EventBody
     const mid = body.points.length >> 1;
     const part = (points: ScalarPoint[]): EventBody => ({ type: 'scalars', points });
     return [...fitEvent(part(body.points.slice(0, mid)), maxBytes), ...fitEvent(part(body.points.slice(mid)), maxBytes)];
+  }
+  if (body.type === 'kernel') {
+    const text = body.content.text;
+    if (body.msgType === 'stream' && typeof text === 'string' && text.length > 1) {
+      let mid = text.length >> 1;
+      const c = text.charCodeAt(mid - 1);
+      if (c >= 0xd800 && c <= 0xdbff) mid++;
+      const part = (t: string): EventBody => ({ ...body, content: { ...body.content, text: t } });
+      return [...fitEvent(part(text.slice(0, mid)), maxBytes), ...fitEvent(part(text.slice(mid)), maxBytes)];
+    }
+    // A rich output too large to send says so in its own cell.
+    return [
+      {
+        type: 'kernel',
+        requestId: body.requestId,
+        msgType: 'stream',
+        content: { name: 'stderr', text: `[hearth] a ${body.msgType} output of ${n} bytes was too large to send (the limit is ${maxBytes} bytes)\n` },
+      },
+    ];
   }
   return [{ type: 'notice', level: 'warning', message: `a ${body.type} event of ${n} bytes was too large to send and was dropped` }];
 }

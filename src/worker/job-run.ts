@@ -11,14 +11,15 @@ import { chmod, copyFile, lchown, lstat, mkdir, readdir, rm } from 'node:fs/prom
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { BrokerClient } from '../client/api';
-import type { EventBody, JobAssignment, JobStatus } from '../shared/protocol';
+import type { EventBody, JobAssignment, JobStatus, KernelRequest } from '../shared/protocol';
 import { findOutputs, uploadOutput } from './artifacts';
 import type { BlobCache } from './blob-cache';
 import { confinedPath, confinedPathNoSymlinks } from './confine';
 import { inheritedEnv, jobEnv } from './job-env';
 import { DEFAULT_LIMITS, formatBytes, JobCgroup, rlimitArgs, type JobLimits, type LimitBackend } from './limits';
 import { LogBatcher } from './log-batcher';
-import { entryArgv } from './notebook-entry';
+import { KernelChannel } from './kernel-channel';
+import { entryArgv, kernelArgv } from './notebook-entry';
 import { redactPaths } from './redact-paths';
 import { bwrapArgs, bwrapStatus, locatePython, sandboxProcesses, SECCOMP_FD, type JobUser, type Sandbox } from './sandbox';
 import { TfEventsTailer, type ScalarDecoder } from './tailer';
@@ -87,6 +88,8 @@ export class JobRun {
   private limitReason: string | null = null;
   private tailer: TfEventsTailer | undefined;
   readonly home: string;
+  /** a kernel session's channel to its bridge; undefined for a job */
+  private readonly kernel: KernelChannel | undefined;
 
   constructor(
     readonly assignment: JobAssignment,
@@ -95,6 +98,14 @@ export class JobRun {
     this.jobId = assignment.jobId;
     this.workspace = join(ctx.jobsDir, assignment.jobId);
     this.home = join(ctx.homesDir ?? join(ctx.jobsDir, '..', 'homes'), assignment.jobId);
+    if (assignment.spec.kind === 'kernel') this.kernel = new KernelChannel((body) => this.emit(body));
+  }
+
+  /** A request for a kernel session (written to its bridge; queued until the bridge runs). */
+  request(r: KernelRequest): void {
+    if (!this.kernel) return this.log('warn', 'a kernel request for a job that is no kernel session', { type: r.type });
+    if (this.exited) return;
+    this.kernel.request(r);
   }
 
   /** Queues an event; what the worker itself says (reasons, notices) names no path of the provider's. */
@@ -255,7 +266,7 @@ export class JobRun {
     let file = this.ctx.python;
     let argv: string[];
     try {
-      argv = entryArgv(this.workspace, spec.entry, spec.args);
+      argv = spec.kind === 'kernel' ? kernelArgv(this.workspace, spec.idleMinutes) : entryArgv(this.workspace, spec.entry, spec.args);
     } catch (err) {
       return { status: 'failed', reason: (err as Error).message };
     }
@@ -320,7 +331,8 @@ export class JobRun {
       env,
       detached: true,
       // fd 3 carries the seccomp program to bwrap (--seccomp 3); bwrap closes it before the job runs.
-      stdio: ['ignore', 'pipe', 'pipe', ...(seccomp ? (['pipe'] as const) : [])],
+      // A kernel session takes its requests on stdin; a job gets none.
+      stdio: [this.kernel ? 'pipe' : 'ignore', 'pipe', 'pipe', ...(seccomp ? (['pipe'] as const) : [])],
     });
     this.child = child;
     // An 'error' with no listener would throw and take the whole worker down.
@@ -342,7 +354,9 @@ export class JobRun {
     this.log('info', 'job started', { pid: child.pid, entry: spec.entry });
     this.emit({ type: 'status', status: 'running' });
     const flushMs = this.ctx.logFlushMs;
-    const out = new LogBatcher({ flushMs, emit: (data) => this.emit({ type: 'log', stream: 'stdout', data }) });
+    // A job's stdout is its log; a kernel session's is the bridge's messages.
+    const out = this.kernel ?? new LogBatcher({ flushMs, emit: (data) => this.emit({ type: 'log', stream: 'stdout', data }) });
+    if (this.kernel) this.kernel.attach(child.stdin!);
     const errb = new LogBatcher({ flushMs, emit: (data) => this.emit({ type: 'log', stream: 'stderr', data }) });
     const pipesDone = Promise.all([drain(child.stdout!, out), drain(child.stderr!, errb)]);
     if (this.outputPaused) {
@@ -511,7 +525,7 @@ export class JobRun {
   }
 }
 
-async function drain(stream: Readable, batcher: LogBatcher): Promise<void> {
+async function drain(stream: Readable, batcher: { push(chunk: Buffer): void }): Promise<void> {
   return new Promise((resolve) => {
     stream.on('data', (chunk: Buffer) => batcher.push(chunk));
     stream.once('close', () => resolve());

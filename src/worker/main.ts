@@ -300,6 +300,12 @@ class Worker {
         if (j.finished && j.outbox.size === 0) this.drop(msg.jobId);
         return;
       }
+      case 'request': {
+        const j = this.jobs.get(msg.jobId);
+        if (!j?.run) return this.log('debug', 'a kernel request for a session this worker does not run', { jobId: msg.jobId });
+        j.run.request(msg.request);
+        return;
+      }
       case 'nack': {
         // The broker holds up to ackedWseq and not what came after: send again from there, after
         // retryMs. Never skip ahead: the log must stay gap-free. Meanwhile the outbox fills, and at

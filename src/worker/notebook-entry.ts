@@ -1,35 +1,51 @@
-// A job whose entry is a Jupyter notebook runs every cell, in order, on a fresh IPython kernel:
-// the worker starts resources/hearth_nbrun.py (jupyter_client + ipykernel on the provider's
-// interpreter) instead of `python -u ENTRY`. The runner is copied into the job folder, so the
-// sandboxed job reads it there whatever the worker's install looks like.
+// Sessions that run Hearth's own Python rather than a file of the renter's. A job whose entry is a
+// Jupyter notebook runs every cell, in order, on a fresh IPython kernel (resources/hearth_nbrun.py);
+// a kernel session runs resources/hearth_kernel.py, which keeps one kernel and takes requests on
+// stdin. Both speak to ipykernel through jupyter_client on the provider's interpreter, and are
+// copied into the job folder, so the sandboxed job reads them there whatever the install looks like.
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 export const NOTEBOOK_RUNNER = 'hearth_nbrun.py';
-/** where, in the job folder, the runner is put */
+export const KERNEL_BRIDGE = 'hearth_kernel.py';
+/** where, in the job folder, they are put */
 export const RUNNER_REL = '.hearth/nbrun.py';
+export const BRIDGE_REL = '.hearth/kernel.py';
 
 export const isNotebook = (entry: string): boolean => /\.ipynb$/i.test(entry);
 
-let cached: string | undefined;
+const cached = new Map<string, string>();
 
-/** The runner's source, from resources/ next to dist/ (the CLI) or the repository root (tests). */
-export function notebookRunnerSource(): string {
-  if (cached !== undefined) return cached;
+/** A resource's source, from resources/ next to dist/ (the CLI) or the repository root (tests). */
+export function resourceSource(name: string): string {
+  const hit = cached.get(name);
+  if (hit !== undefined) return hit;
   for (const dir of [join(__dirname, '..', 'resources'), join(__dirname, '..', '..', 'resources')]) {
     try {
-      return (cached = readFileSync(join(dir, NOTEBOOK_RUNNER), 'utf8'));
+      const text = readFileSync(join(dir, name), 'utf8');
+      cached.set(name, text);
+      return text;
     } catch {
       /* not here */
     }
   }
-  throw new Error(`${NOTEBOOK_RUNNER} is missing from this Hearth install`);
+  throw new Error(`${name} is missing from this Hearth install`);
+}
+
+function place(workspace: string, name: string, rel: string): void {
+  mkdirSync(join(workspace, '.hearth'), { recursive: true, mode: 0o755 });
+  writeFileSync(join(workspace, rel), resourceSource(name), { mode: 0o644 });
+}
+
+/** The interpreter's arguments for a kernel session. */
+export function kernelArgv(workspace: string, idleMinutes: number): string[] {
+  place(workspace, KERNEL_BRIDGE, BRIDGE_REL);
+  return ['-u', BRIDGE_REL, '--idle-minutes', String(idleMinutes)];
 }
 
 /** The interpreter's arguments for a job: the entry itself, or the runner over a notebook entry. */
 export function entryArgv(workspace: string, entry: string, args: readonly string[]): string[] {
   if (!isNotebook(entry)) return ['-u', entry, ...args];
-  mkdirSync(join(workspace, '.hearth'), { recursive: true, mode: 0o755 });
-  writeFileSync(join(workspace, RUNNER_REL), notebookRunnerSource(), { mode: 0o644 });
+  place(workspace, NOTEBOOK_RUNNER, RUNNER_REL);
   return ['-u', RUNNER_REL, entry, ...args];
 }

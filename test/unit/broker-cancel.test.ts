@@ -19,6 +19,7 @@ describe('broker: stopping jobs', () => {
       isOnline: () => true,
       dispatch: (j: JobRow) => void sent.push({ kind: 'dispatch', jobId: j.id }),
       cancel: (_w: string, jobId: string) => void sent.push({ kind: 'cancel', jobId }),
+      request: () => undefined,
     };
   });
   afterEach(async () => {

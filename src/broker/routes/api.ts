@@ -2,7 +2,7 @@
 // schema; a failure is a 400 naming the offending path and changes nothing.
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { CreateAccountBody, CreateLeaseBody, CreateTokenBody, Id, RenewLeaseBody, SubmitJobBody } from '../../shared/protocol';
+import { CreateAccountBody, CreateLeaseBody, CreateTokenBody, Id, KernelRequestBody, RenewLeaseBody, StartKernelBody, SubmitJobBody } from '../../shared/protocol';
 import type { Broker } from '../broker';
 import { HttpError } from '../http-error';
 import { parse, principal, requireAuth } from './auth';
@@ -52,6 +52,17 @@ export function apiRoutes(app: FastifyInstance, broker: Broker, version: string)
     const body = parse(SubmitJobBody, req.body, 'job');
     reply.code(201);
     return broker.submitJob(principal(req), body);
+  });
+  app.post('/v1/kernels', { ...user, bodyLimit: 64 * 1024 * 1024 }, async (req, reply) => {
+    const body = parse(StartKernelBody, req.body ?? {}, 'kernel');
+    reply.code(201);
+    return broker.startKernel(principal(req), body);
+  });
+  app.post('/v1/jobs/:id/requests', { ...user, bodyLimit: 8 * 1024 * 1024 }, async (req, reply) => {
+    const { id } = parse(IdParams, req.params, 'session id');
+    const body = parse(KernelRequestBody, req.body, 'kernel request');
+    reply.code(202);
+    return broker.kernelRequest(principal(req), id, body);
   });
   app.get('/v1/jobs', user, async (req) => broker.jobs(principal(req)));
   app.get('/v1/jobs/:id', user, async (req) => {

@@ -46,13 +46,15 @@ const MIGRATIONS: string[] = [
   // 2: the safety review. A lease is not billed while its worker is away (away_since, away_ms);
   // a lease runs one job at a time (dispatched_at marks the one handed to the worker); a worker
   // may only report as an artifact what it uploaded for that job (job_uploads); what a job's log
-  // holds is counted against a cap (event_bytes); a worker says what its Python has (stack).
+  // holds is counted against a cap (event_bytes); a worker says what its Python has (stack); a
+  // session is a job or a kernel (kind).
   `
   ALTER TABLE leases ADD COLUMN away_since INTEGER;
   ALTER TABLE leases ADD COLUMN away_ms INTEGER NOT NULL DEFAULT 0;
   ALTER TABLE jobs ADD COLUMN dispatched_at INTEGER;
   ALTER TABLE jobs ADD COLUMN event_bytes INTEGER NOT NULL DEFAULT 0;
   ALTER TABLE workers ADD COLUMN stack TEXT;
+  ALTER TABLE jobs ADD COLUMN kind TEXT NOT NULL DEFAULT 'job';
   UPDATE jobs SET dispatched_at = created_at WHERE status IN ('queued', 'running');
   CREATE INDEX jobs_lease ON jobs(lease_id, status);
   CREATE TABLE job_uploads (job_id TEXT NOT NULL, sha256 TEXT NOT NULL, PRIMARY KEY (job_id, sha256)) WITHOUT ROWID;
