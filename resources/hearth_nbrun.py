@@ -2,10 +2,12 @@
 
 The worker starts this instead of `python -u NOTEBOOK` when a job's entry is an .ipynb file. It
 speaks the Jupyter messaging protocol to a real ipykernel through jupyter_client (the reference
-client, so magics, `!shell` lines, rich display and tracebacks behave as in Jupyter), prints each
-cell's outputs as text while the cell runs (the job's log), and writes the executed notebook
-(outputs and execution counts, nbformat 4) back over the notebook after every cell, so the
-artifact is there even when the run stops part way.
+client, so magics, `!shell` lines, rich display and tracebacks behave as in Jupyter), reports each
+cell's outputs while the cell runs, and writes the executed notebook (outputs and execution
+counts, nbformat 4) back over the notebook after every cell, so the artifact is there even when
+the run stops part way. With --events (as the worker runs it) the outputs go to stdout as JSON
+lines, as a kernel session's do, with the request id `cell_<index in the notebook>` (so an editor
+that has the notebook open puts them in their cells); without it, as text.
 
 Standard library plus jupyter_client and ipykernel only: it runs on the provider's interpreter.
 Exit status: 0 when every cell ran (with --allow-errors, also when some raised: their errors are
@@ -77,8 +79,13 @@ def describe(data):
     return f"<{kinds}>"
 
 
+def cell_id(index):
+    return f"cell_{index:08d}"
+
+
 class Runner:
-    def __init__(self, nb_path, allow_errors, cell_timeout):
+    def __init__(self, nb_path, allow_errors, cell_timeout, events=False):
+        self.events = events
         self.nb_path = nb_path
         self.allow_errors = allow_errors
         self.cell_timeout = cell_timeout
@@ -113,8 +120,14 @@ class Runner:
         except Exception:
             pass
 
-    def run_cell(self, cell):
+    def emit(self, rid, msg_type, content):
+        sys.stdout.write(json.dumps({"requestId": rid, "msgType": msg_type, "content": content}, default=str) + "\n")
+        sys.stdout.flush()
+
+    def run_cell(self, cell, rid):
         """Executes one cell; returns (outputs, execution_count, error or None)."""
+        if self.events:
+            self.emit(rid, "execute_request", {"code": source_of(cell)})
         msg_id = self.kc.execute(source_of(cell), store_history=True, allow_stdin=False, stop_on_error=False)
         outputs = []
         displays = {}
@@ -135,14 +148,17 @@ class Runner:
                 continue
             t = msg["msg_type"]
             c = msg["content"]
+            if self.events and t in ("status", "execute_input", "stream", "display_data", "update_display_data", "execute_result", "error", "clear_output"):
+                self.emit(rid, t, c)
             if t == "status" and c.get("execution_state") == "idle":
                 break
             if t == "execute_input":
                 count = c.get("execution_count")
             elif t == "stream":
-                stream = sys.stdout if c["name"] == "stdout" else sys.stderr
-                stream.write(c["text"])
-                stream.flush()
+                if not self.events:
+                    stream = sys.stdout if c["name"] == "stdout" else sys.stderr
+                    stream.write(c["text"])
+                    stream.flush()
                 if outputs and outputs[-1]["output_type"] == "stream" and outputs[-1]["name"] == c["name"]:
                     outputs[-1]["text"] = multiline("".join(outputs[-1]["text"]) + c["text"])
                 else:
@@ -155,10 +171,11 @@ class Runner:
                 if did:
                     displays.setdefault(did, []).append(len(outputs))
                 outputs.append(out)
-                text = describe(c.get("data", {}))
-                prefix = f"Out[{c.get('execution_count')}]: " if t == "execute_result" else ""
-                sys.stdout.write(prefix + text + ("" if text.endswith("\n") else "\n"))
-                sys.stdout.flush()
+                if not self.events:
+                    text = describe(c.get("data", {}))
+                    prefix = f"Out[{c.get('execution_count')}]: " if t == "execute_result" else ""
+                    sys.stdout.write(prefix + text + ("" if text.endswith("\n") else "\n"))
+                    sys.stdout.flush()
             elif t == "update_display_data":
                 did = c.get("transient", {}).get("display_id")
                 for i in displays.get(did, []):
@@ -169,8 +186,9 @@ class Runner:
                 displays.clear()
             elif t == "error":
                 outputs.append({"output_type": "error", "ename": c["ename"], "evalue": c["evalue"], "traceback": c["traceback"]})
-                sys.stderr.write("\n".join(c["traceback"]) + "\n")
-                sys.stderr.flush()
+                if not self.events:
+                    sys.stderr.write("\n".join(c["traceback"]) + "\n")
+                    sys.stderr.flush()
                 error = f"{c['ename']}: {c['evalue']}"
         return outputs, count, error
 
@@ -181,6 +199,7 @@ class Runner:
             log(f"cannot read {self.nb_path}: {e}")
             return 2
         code_cells = [c for c in nb["cells"] if c.get("cell_type") == "code"]
+        index_of = {id(c): i for i, c in enumerate(nb["cells"])}
         for c in code_cells:
             c["outputs"] = []
             c["execution_count"] = None
@@ -195,7 +214,10 @@ class Runner:
                 if not source_of(cell).strip():
                     continue
                 log(f"cell {i}/{len(code_cells)}")
-                outputs, count, error = self.run_cell(cell)
+                rid = cell_id(index_of[id(cell)])
+                outputs, count, error = self.run_cell(cell, rid)
+                if self.events:
+                    self.emit(rid, "execute_reply", {"status": "error" if error else "ok", "execution_count": count})
                 cell["outputs"] = outputs
                 cell["execution_count"] = count
                 save_notebook(nb, self.nb_path)
@@ -218,8 +240,9 @@ def main():
     ap.add_argument("notebook")
     ap.add_argument("--allow-errors", action="store_true", help="run every cell even after one raises")
     ap.add_argument("--cell-timeout", type=float, default=0, help="interrupt a cell after this many seconds (0: never)")
+    ap.add_argument("--events", action="store_true", help="report outputs as JSON lines on stdout (as the worker runs it)")
     a = ap.parse_args()
-    runner = Runner(a.notebook, a.allow_errors, a.cell_timeout)
+    runner = Runner(a.notebook, a.allow_errors, a.cell_timeout, a.events)
 
     def on_term(signum, _frame):
         # Cancel: stop after the running cell is interrupted; the notebook so far stays saved.

@@ -4,6 +4,7 @@ import { once } from 'node:events';
 import { existsSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { BrokerClient } from '../client/api';
+import { kernelText } from '../shared/kernel-text';
 import { pullArtifacts } from '../client/pull';
 import { uploadWorkspace } from '../client/workspace';
 import { isTerminal, RelPath, scalarTable, type Job, type JobEvent, type ScalarPoint } from '../shared/protocol';
@@ -52,6 +53,11 @@ async function followLog(client: BrokerClient, jobId: string, follow: boolean, s
     warned = false;
     const b = e.body;
     if (b.type === 'log') await write(b.stream === 'stdout' ? process.stdout : process.stderr, b.data);
+    else if (b.type === 'kernel') {
+      // A notebook run's cell outputs, as a console shows them.
+      const t = kernelText(b);
+      if (t) await write(t.stream === 'stdout' ? process.stdout : process.stderr, t.data);
+    }
     else if (b.type === 'notice') await write(process.stderr, `hearth: ${b.level}: ${b.message}\n`);
     else if (b.type === 'status' && isTerminal(b.status) && b.status !== 'succeeded') {
       await write(process.stderr, `hearth: job ${b.status}${b.exitCode != null ? ` (exit code ${b.exitCode})` : ''}${b.reason ? `: ${b.reason}` : ''}\n`);

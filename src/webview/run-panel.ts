@@ -9,6 +9,7 @@ import {
   type WebviewToHost,
   type XAxisMode,
 } from '../shared/panel-protocol';
+import { kernelText } from '../shared/kernel-text';
 import { isTerminal, type Artifact, type Job, type JobEvent, type JobStatus } from '../shared/protocol';
 import { ScalarStore } from '../shared/scalar-store';
 import { DEFAULT_SMOOTHING, clampSmoothing } from '../shared/smoothing';
@@ -223,6 +224,12 @@ function applyEvents(events: readonly JobEvent[]): void {
         artifacts.push(b.artifact);
         extrasChanged = true;
         break;
+      case 'kernel': {
+        // A notebook run's or kernel's outputs, as text (the notebook editor shows them rich).
+        const t = kernelText(b);
+        if (t) ensureLog().write(t.data);
+        break;
+      }
       case 'notice':
         notices.push({ level: b.level, message: b.message });
         ensureLog().writeNote(b.message, b.level);

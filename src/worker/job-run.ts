@@ -19,7 +19,7 @@ import { inheritedEnv, jobEnv } from './job-env';
 import { DEFAULT_LIMITS, formatBytes, JobCgroup, rlimitArgs, type JobLimits, type LimitBackend } from './limits';
 import { LogBatcher } from './log-batcher';
 import { KernelChannel } from './kernel-channel';
-import { entryArgv, kernelArgv } from './notebook-entry';
+import { entryArgv, isNotebook, kernelArgv } from './notebook-entry';
 import { redactPaths } from './redact-paths';
 import { bwrapArgs, bwrapStatus, locatePython, sandboxProcesses, SECCOMP_FD, type JobUser, type Sandbox } from './sandbox';
 import { TfEventsTailer, type ScalarDecoder } from './tailer';
@@ -98,7 +98,8 @@ export class JobRun {
     this.jobId = assignment.jobId;
     this.workspace = join(ctx.jobsDir, assignment.jobId);
     this.home = join(ctx.homesDir ?? join(ctx.jobsDir, '..', 'homes'), assignment.jobId);
-    if (assignment.spec.kind === 'kernel') this.kernel = new KernelChannel((body) => this.emit(body));
+    // A kernel session and a notebook run both report Jupyter messages on stdout.
+    if (assignment.spec.kind === 'kernel' || isNotebook(assignment.spec.entry)) this.kernel = new KernelChannel((body) => this.emit(body));
   }
 
   /** A request for a kernel session (written to its bridge; queued until the bridge runs). */
@@ -332,7 +333,7 @@ export class JobRun {
       detached: true,
       // fd 3 carries the seccomp program to bwrap (--seccomp 3); bwrap closes it before the job runs.
       // A kernel session takes its requests on stdin; a job gets none.
-      stdio: [this.kernel ? 'pipe' : 'ignore', 'pipe', 'pipe', ...(seccomp ? (['pipe'] as const) : [])],
+      stdio: [this.assignment.spec.kind === 'kernel' ? 'pipe' : 'ignore', 'pipe', 'pipe', ...(seccomp ? (['pipe'] as const) : [])],
     });
     this.child = child;
     // An 'error' with no listener would throw and take the whole worker down.
@@ -356,7 +357,7 @@ export class JobRun {
     const flushMs = this.ctx.logFlushMs;
     // A job's stdout is its log; a kernel session's is the bridge's messages.
     const out = this.kernel ?? new LogBatcher({ flushMs, emit: (data) => this.emit({ type: 'log', stream: 'stdout', data }) });
-    if (this.kernel) this.kernel.attach(child.stdin!);
+    if (this.kernel && child.stdin) this.kernel.attach(child.stdin);
     const errb = new LogBatcher({ flushMs, emit: (data) => this.emit({ type: 'log', stream: 'stderr', data }) });
     const pipesDone = Promise.all([drain(child.stdout!, out), drain(child.stderr!, errb)]);
     if (this.outputPaused) {

@@ -47,5 +47,5 @@ export function kernelArgv(workspace: string, idleMinutes: number): string[] {
 export function entryArgv(workspace: string, entry: string, args: readonly string[]): string[] {
   if (!isNotebook(entry)) return ['-u', entry, ...args];
   place(workspace, NOTEBOOK_RUNNER, RUNNER_REL);
-  return ['-u', RUNNER_REL, entry, ...args];
+  return ['-u', RUNNER_REL, '--events', entry, ...args];
 }

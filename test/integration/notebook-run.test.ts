@@ -71,6 +71,16 @@ describe('whole-notebook runs (integration)', function () {
     assert.match(plain(r.stderr), /ZeroDivisionError: division by zero/);
     assert.doesNotMatch(r.stdout, /not reached/);
 
+    // The same outputs are events naming their cell by its index in the notebook (markdown cells
+    // count), so an editor with the notebook open can put each in its cell.
+    const byCell = new Map<string, string[]>();
+    for await (const e of net.client().events(job)) {
+      if (e.body.type === 'kernel' && e.body.requestId) byCell.set(e.body.requestId, [...(byCell.get(e.body.requestId) ?? []), e.body.msgType]);
+    }
+    assert.deepEqual([...byCell.keys()], ['cell_00000000', 'cell_00000002', 'cell_00000003', 'cell_00000004', 'cell_00000005']);
+    assert.ok(byCell.get('cell_00000002')!.includes('execute_result'));
+    assert.equal(byCell.get('cell_00000005')!.at(-1), 'execute_reply');
+
     const dest = join(ws, 'back');
     const pulled = await hearth(['pull', job, '--dest', dest], net.env());
     assert.equal(pulled.code, 0, pulled.stderr);
