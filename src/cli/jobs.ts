@@ -13,12 +13,12 @@ import { ByteProgress, formatBytes, printJson, table } from './output';
 
 export const DEFAULT_OUTPUTS = ['**/*.pt', '**/*.pth', '**/*.safetensors', '**/*.ckpt', 'outputs/**'];
 
-async function write(stream: NodeJS.WriteStream, data: string): Promise<void> {
+export async function write(stream: NodeJS.WriteStream, data: string): Promise<void> {
   if (!stream.write(data)) await once(stream, 'drain');
 }
 
 /** Picks an active lease of this account with time left, or leases one device for an hour. */
-async function pickLease(client: BrokerClient, leaseId: string | undefined): Promise<string> {
+export async function pickLease(client: BrokerClient, leaseId: string | undefined): Promise<string> {
   if (leaseId) return leaseId;
   const active = (await client.leases()).filter((l) => l.status === 'active' && l.expiresAt - Date.now() > 60_000);
   if (active[0]) return active[0].id;

@@ -3,6 +3,7 @@ import { Command, CommanderError } from 'commander';
 import { BrokerError } from '../client/api';
 import { UsageError } from './context';
 import { registerJobCommands } from './jobs';
+import { registerKernelCommands } from './kernels';
 import { registerLeaseCommands } from './leases';
 import { registerServerCommands } from './up';
 import { VERSION } from './version';
@@ -20,6 +21,7 @@ export function buildProgram(): Command {
   registerServerCommands(program);
   registerLeaseCommands(program);
   registerJobCommands(program);
+  registerKernelCommands(program);
   return program;
 }
 

@@ -108,6 +108,23 @@ describe('whole-notebook runs (integration)', function () {
     assert.match(plain(r.stderr), /ValueError: kept/);
   });
 
+  it('hearth kernel: a kernel from the shell keeps its state between execs, and exec fails when the code raises', async () => {
+    const started = await hearth(['kernel', 'start'], net.env());
+    assert.equal(started.code, 0, started.stderr);
+    const id = started.stdout.trim();
+    try {
+      assert.equal((await hearth(['kernel', 'exec', id, 'x = 41'], net.env())).code, 0);
+      const r = await hearth(['kernel', 'exec', id, 'print(x + 1)\nx'], net.env());
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /^42\nOut\[2\]: 41\n$/);
+      const bad = await hearth(['kernel', 'exec', id, '1/0'], net.env());
+      assert.equal(bad.code, 1);
+      assert.match(plain(bad.stderr), /ZeroDivisionError/);
+    } finally {
+      assert.equal((await hearth(['kernel', 'stop', id], net.env())).code, 0);
+    }
+  });
+
   it('a notebook that is not JSON fails with a clear reason', async () => {
     const ws = workspace({ 'bad.ipynb': '{ not json' });
     const r = await hearth(['run', join(ws, 'bad.ipynb')], net.env(), { cwd: ws });

@@ -1,0 +1,96 @@
+// `hearth kernel …`: kernel sessions from the shell — a long-lived IPython kernel on a leased GPU
+// that keeps its state between `exec`s (and outlives this process), as the notebook editor uses.
+import type { Command } from 'commander';
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { uploadWorkspace } from '../client/workspace';
+import { kernelText } from '../shared/kernel-text';
+import { Id } from '../shared/protocol';
+import { clientFor, flag, globals, NonNegative, UsageError } from './context';
+import { pickLease, write } from './jobs';
+import { printJson } from './output';
+
+const SessionId = Id;
+
+export function registerKernelCommands(program: Command): void {
+  const kernel = program.command('kernel').description('kernel sessions: a long-lived IPython kernel on a leased GPU (what the notebook editor runs cells on)');
+
+  kernel
+    .command('start')
+    .description('start a kernel on a lease and print its session id once it is ready')
+    .option('--lease <id>', 'lease to run on (default: an active one, or a new one)')
+    .option('--dir <folder>', 'upload this folder as the kernel\'s working folder (default: none)')
+    .option('--idle <minutes>', 'stop after this many minutes with no request (0: never)', '60')
+    .action(async (o: { lease?: string; dir?: string; idle: string }, cmd: Command) => {
+      const client = clientFor(cmd);
+      const idleMinutes = flag('idle', NonNegative, o.idle);
+      const leaseId = await pickLease(client, o.lease);
+      const manifest = o.dir ? { files: (await uploadWorkspace(client, resolve(o.dir))).files } : { files: [] };
+      const session = await client.startKernel({ leaseId, idleMinutes, manifest });
+      process.stderr.write(`${session.id}\n`);
+      for await (const e of client.events(session.id, { follow: true })) {
+        const b = e.body;
+        if (b.type === 'kernel' && b.requestId === null && b.msgType === 'status' && b.content.execution_state === 'idle') break;
+        if (b.type === 'status' && ['failed', 'cancelled', 'lost'].includes(b.status)) throw new Error(`the kernel did not start: ${b.reason ?? b.status}`);
+        if (b.type === 'notice') process.stderr.write(`hearth: ${b.level}: ${b.message}\n`);
+      }
+      if (globals(cmd).json) printJson(await client.job(session.id));
+      else process.stdout.write(`${session.id}\n`);
+    });
+
+  kernel
+    .command('exec')
+    .description('run code in the kernel (state stays between execs); prints its outputs; exits 1 when it raises. Ctrl-C interrupts it')
+    .argument('<session>')
+    .argument('[code]', 'the code; - or nothing reads it from standard input')
+    .action(async (session: string, code: string | undefined, _o: unknown, cmd: Command) => {
+      const id = flag('session', SessionId, session);
+      const source = code === undefined || code === '-' ? readFileSync(0, 'utf8') : code;
+      const client = clientFor(cmd);
+      const from = (await client.job(id)).lastSeq;
+      const { requestId } = await client.kernelRequest(id, { type: 'execute', code: source });
+      const onInt = () => void client.kernelRequest(id, { type: 'interrupt' }).catch(() => undefined);
+      process.on('SIGINT', onInt);
+      let status = 'ok';
+      try {
+        for await (const e of client.events(id, { from, follow: true })) {
+          const b = e.body;
+          if (b.type === 'status' && ['succeeded', 'failed', 'cancelled', 'lost'].includes(b.status)) throw new Error(`the kernel session ended: ${b.reason ?? b.status}`);
+          if (b.type !== 'kernel' || b.requestId !== requestId) continue;
+          if (b.msgType === 'execute_reply') {
+            status = String(b.content.status);
+            break;
+          }
+          if (b.msgType === 'input_request') throw new UsageError('the code asked for input, which `hearth kernel exec` cannot give (use the notebook editor)');
+          const t = kernelText(b);
+          if (t) await write(t.stream === 'stdout' ? process.stdout : process.stderr, t.data);
+        }
+      } finally {
+        process.off('SIGINT', onInt);
+      }
+      if (status !== 'ok') process.exitCode = 1;
+    });
+
+  for (const [name, what] of [
+    ['interrupt', 'raise KeyboardInterrupt in the running cell (the state stays)'],
+    ['restart', 'replace the kernel with a fresh one (the state goes)'],
+  ] as const) {
+    kernel
+      .command(name)
+      .description(what)
+      .argument('<session>')
+      .action(async (session: string, _o: unknown, cmd: Command) => {
+        await clientFor(cmd).kernelRequest(flag('session', SessionId, session), { type: name });
+      });
+  }
+
+  kernel
+    .command('stop')
+    .description('shut the kernel down (its lease stays)')
+    .argument('<session>')
+    .action(async (session: string, _o: unknown, cmd: Command) => {
+      const job = await clientFor(cmd).cancelJob(flag('session', SessionId, session));
+      if (globals(cmd).json) printJson(job);
+    });
+}
+
