@@ -3,11 +3,13 @@
 import websocket from '@fastify/websocket';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { setMaxListeners } from 'node:events';
-import { mkdirSync } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { chmodSync, closeSync, mkdirSync, openSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { Broker } from './broker';
 import { HttpError } from './http-error';
+import { registerJsonParser } from './json-body';
 import { apiRoutes } from './routes/api';
 import { blobRoutes } from './routes/blobs';
 import { eventRoutes } from './routes/events';
@@ -23,8 +25,51 @@ export const BrokerOptions = z.object({
   lostAfterMs: z.number().int().positive().default(120_000),
   pingMs: z.number().int().positive().default(15_000),
   maxBlobBytes: z.number().int().positive().default(64 * 1024 ** 3),
+  /** an upload that brings fewer than uploadMinBytes in this long is cut and its temp file removed */
+  uploadStallMs: z.number().int().positive().default(30_000),
+  uploadMinBytes: z.number().int().min(1).default(16 * 1024),
 });
 export type BrokerOptions = z.input<typeof BrokerOptions>;
+
+/** The body limit of every JSON route that does not set its own. */
+export const JSON_BODY_LIMIT = 256 * 1024;
+
+/**
+ * The data dir holds the database, the blobs and the admin token: only the broker's user may
+ * read it, whatever its mode was before (a folder made by hand or by an older hearth is 0755).
+ */
+function makePrivate(dataDir: string): void {
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  chmodSync(dataDir, 0o700);
+  const db = join(dataDir, 'broker.db');
+  // SQLite gives its -wal and -shm files the mode of the database file, so that is set first.
+  closeSync(openSync(db, 'a', 0o600));
+  for (const f of readdirSync(dataDir)) {
+    if (f.startsWith('broker.db') || f === 'admin-token' || f === 'worker-token' || f === 'config.json') chmodSync(join(dataDir, f), 0o600);
+  }
+}
+
+/**
+ * A refused request whose body is still arriving (no token, too large) is not parsed. Node reads
+ * and discards the rest to keep the connection alive; that is allowed for a little while, so the
+ * client reads the reply before the socket goes (closing at once would reset it with the reply
+ * unread), and then the connection is cut rather than sit through 64 MB of a stranger's bytes.
+ */
+function closeAfterReply(req: IncomingMessage, res: ServerResponse): void {
+  res.once('finish', () => {
+    if (req.complete) return;
+    let discarded = 0;
+    const cut = () => req.socket.destroy();
+    const t = setTimeout(cut, 2000);
+    t.unref();
+    req.on('data', (c: Buffer) => {
+      discarded += c.length;
+      if (discarded > 4 * 1024 * 1024) cut();
+    });
+    req.once('end', () => clearTimeout(t));
+    req.socket.once('close', () => clearTimeout(t));
+  });
+}
 
 export interface BrokerApp {
   app: FastifyInstance;
@@ -36,9 +81,9 @@ export interface BrokerApp {
 
 export async function buildBroker(options: BrokerOptions, logger: FastifyServerOptions['logger'] = false): Promise<BrokerApp> {
   const opts = BrokerOptions.parse(options);
-  mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
+  makePrivate(opts.dataDir);
   const db = openDb(join(opts.dataDir, 'broker.db'));
-  const blobs = new BlobStore(join(opts.dataDir, 'blobs'));
+  const blobs = new BlobStore(join(opts.dataDir, 'blobs'), { stallMs: opts.uploadStallMs, minBytes: opts.uploadMinBytes });
   const broker = new Broker(db);
   const adminToken = broker.bootstrapAdmin();
 
@@ -46,10 +91,18 @@ export async function buildBroker(options: BrokerOptions, logger: FastifyServerO
     logger,
     // Followers hold connections open; on close they are cut rather than waited for.
     forceCloseConnections: true,
-    bodyLimit: 4 * 1024 * 1024,
+    // JSON routes take small bodies; the few that need more (job submission, blob uploads) say so.
+    bodyLimit: JSON_BODY_LIMIT,
   });
   app.decorateRequest('principal', null);
+  registerJsonParser(app);
   app.setErrorHandler((err, req, reply) => {
+    if (!req.raw.complete) {
+      // Fastify asks for `connection: close` on a body it stopped reading; closeAfterReply does
+      // that once the reply can have been read.
+      reply.removeHeader('connection');
+      closeAfterReply(req.raw, reply.raw);
+    }
     if (err instanceof HttpError) {
       return reply.code(err.status).send({ error: err.code, message: err.message, ...(err.issues ? { issues: err.issues } : {}) });
     }
@@ -71,12 +124,13 @@ export async function buildBroker(options: BrokerOptions, logger: FastifyServerO
   apiRoutes(app, broker, opts.version);
   blobRoutes(app, broker, blobs, opts.maxBlobBytes);
   eventRoutes(app, broker, shutdown.signal, opts.pingMs);
-  workerSocketRoute(app, broker, hub);
+  const workerSockets = workerSocketRoute(app, broker, hub);
 
   const timer = setInterval(() => {
     try {
       broker.expireLeases();
       hub.sweep();
+      workerSockets.closeExpired((tokenId) => broker.accounts.isValid(tokenId));
     } catch (err) {
       app.log.error({ err }, 'sweep failed');
     }

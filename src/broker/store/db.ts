@@ -43,6 +43,24 @@ const MIGRATIONS: string[] = [
     job_id TEXT NOT NULL, path TEXT NOT NULL, sha256 TEXT NOT NULL, size INTEGER NOT NULL, PRIMARY KEY (job_id, path)
   ) WITHOUT ROWID;
   `,
+  // 2 (broker HTTP surface and tokens): a token gets an id to list and revoke it by, the start of
+  // its text to recognise it by (the secret stays hashed), an expiry, its last use and its
+  // revocation; account names become unique regardless of case (of names that collide, the
+  // oldest keeps its name and the others get their id appended, so an old file still opens).
+  `
+  ALTER TABLE tokens ADD COLUMN id TEXT;
+  ALTER TABLE tokens ADD COLUMN prefix TEXT NOT NULL DEFAULT '';
+  ALTER TABLE tokens ADD COLUMN expires_at INTEGER;
+  ALTER TABLE tokens ADD COLUMN last_used_at INTEGER;
+  ALTER TABLE tokens ADD COLUMN revoked_at INTEGER;
+  UPDATE tokens SET id = 'tok_' || lower(hex(randomblob(10)));
+  CREATE UNIQUE INDEX tokens_id ON tokens(id);
+  CREATE INDEX tokens_account ON tokens(account_id, created_at);
+  UPDATE accounts SET name = name || '-' || substr(id, 6)
+    WHERE EXISTS (SELECT 1 FROM accounts o WHERE o.name = accounts.name COLLATE NOCASE
+      AND (o.created_at < accounts.created_at OR (o.created_at = accounts.created_at AND o.id < accounts.id)));
+  CREATE UNIQUE INDEX accounts_name_nocase ON accounts(name COLLATE NOCASE);
+  `,
 ];
 
 export function openDb(file: string): Db {
