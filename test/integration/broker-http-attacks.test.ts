@@ -109,6 +109,20 @@ describe('broker HTTP surface under attack (integration)', function () {
       const ok = await raw(b.url, 'POST', '/v1/leases', { 'content-type': 'application/json', ...auth() }, Buffer.from(JSON.stringify({ gpuModel: '['.repeat(150) })));
       assert.equal(ok.status, 409, ok.body); // no worker: no capacity, but parsed and validated
     });
+    it('a job whose manifest lists 100 000 files fits the submission route\'s body limit', async () => {
+      const files = Array.from({ length: 100_000 }, (_, i) => ({
+        path: `src/project_name/subpackage_${i % 50}/folder_${i % 7}/module_${i}.py`,
+        sha256: sha(Buffer.from(String(i))),
+        size: 1000 + i,
+        executable: false,
+      }));
+      const body = Buffer.from(JSON.stringify({ leaseId: 'lease_0000000000000000', entry: 'train.py', manifest: { files } }));
+      assert.ok(body.length > 16 * 1024 * 1024, `${body.length} bytes`);
+      const r = await raw(b.url, 'POST', '/v1/jobs', { 'content-type': 'application/json', ...auth() }, body);
+      // Read, parsed and validated whole: it fails only on the lease, which does not exist.
+      assert.equal(r.status, 404, r.body);
+      assert.match(JSON.parse(r.body).message, /no lease/);
+    });
   });
 
   describe('Range', () => {
@@ -168,6 +182,17 @@ describe('broker HTTP surface under attack (integration)', function () {
         return r.status === 401 ? r : undefined;
       });
       assert.match(refused.body.message!, /expired/);
+    });
+
+    it('a worker socket opened with a token that then expires is closed', async () => {
+      const made = await json('POST', '/v1/tokens', b.adminToken, { kind: 'worker', label: 'brief', expiresInSeconds: 2 });
+      const ws = new WebSocket(`${b.url.replace('http', 'ws')}/v1/worker/ws`, { headers: { authorization: `Bearer ${made.body.token as string}` } });
+      const closed = new Promise<number>((res) => ws.on('close', (code) => res(code)));
+      await new Promise((res, rej) => {
+        ws.on('open', res);
+        ws.on('error', rej);
+      });
+      assert.equal(await closed, 4401);
     });
 
     it('tokens are listed without their secrets, only to their own account, and a revoked one stops at once', async () => {
