@@ -118,7 +118,10 @@ export async function buildBroker(options: BrokerOptions, logger: FastifyServerO
     req.log.error({ err }, 'request failed');
     return reply.code(500).send({ error: 'internal', message: 'internal error; see the broker log' });
   });
-  app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: 'not_found', message: `no route ${req.method} ${req.url}` }));
+  app.setNotFoundHandler((req, reply) => {
+    if (!req.raw.complete) closeAfterReply(req.raw, reply.raw);
+    return reply.code(404).send({ error: 'not_found', message: `no route ${req.method} ${req.url}` });
+  });
 
   const shutdown = new AbortController();
   // Every open follower listens for shutdown; dozens are normal, not a leak.
