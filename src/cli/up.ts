@@ -62,7 +62,11 @@ function workerToken(flagToken: string | undefined, tokenFile: string | undefine
     process.title = 'hearth worker';
     return flagToken;
   }
-  return process.env.HEARTH_WORKER_TOKEN || process.env.HEARTH_TOKEN || undefined;
+  const fromEnv = process.env.HEARTH_WORKER_TOKEN || process.env.HEARTH_TOKEN || undefined;
+  // Whatever the job environment allows through, the token is not in it to pass on.
+  delete process.env.HEARTH_WORKER_TOKEN;
+  delete process.env.HEARTH_TOKEN;
+  return fromEnv;
 }
 
 function readTokenFile(file: string): string {
