@@ -57,6 +57,10 @@ class Session:
         self.lock = threading.RLock()
         # msg_id of an execute on the kernel -> the broker's request id
         self.pending = {}
+        # The reply (shell channel) and the last output (iopub) travel apart: a request's
+        # execute_reply is said only once both its reply and its iopub idle arrived, so nothing of
+        # a cell comes after its reply. msg_id -> {"reply": content or None, "idle": bool}
+        self.closing = {}
         self.last_activity = time.monotonic()
         self.state = "starting"
         self.generation = 0
@@ -106,7 +110,10 @@ class Session:
             if t == "status":
                 # Busy and idle per request are what the editor shows; the kernel-wide state follows.
                 if rid:
-                    send(rid, "status", {"execution_state": msg["content"].get("execution_state")})
+                    state = msg["content"].get("execution_state")
+                    send(rid, "status", {"execution_state": state})
+                    if state == "idle":
+                        self.close_part(msg["parent_header"]["msg_id"], idle=True)
                 continue
             if t in OUTPUT_TYPES and rid:
                 self.last_activity = time.monotonic()
@@ -123,12 +130,25 @@ class Session:
             if msg["msg_type"] != "execute_reply":
                 continue
             mid = msg.get("parent_header", {}).get("msg_id")
-            with self.lock:
-                rid = self.pending.pop(mid, None)
-            if rid:
-                self.last_activity = time.monotonic()
-                c = msg["content"]
-                send(rid, "execute_reply", {"status": c.get("status"), "execution_count": c.get("execution_count")})
+            c = msg["content"]
+            self.close_part(mid, reply={"status": c.get("status"), "execution_count": c.get("execution_count")})
+
+    def close_part(self, mid, reply=None, idle=False):
+        """Says a request's execute_reply once its reply and its iopub idle have both come."""
+        with self.lock:
+            if mid not in self.pending:
+                return
+            part = self.closing.setdefault(mid, {"reply": None, "idle": False})
+            if reply is not None:
+                part["reply"] = reply
+            if idle:
+                part["idle"] = True
+            if part["reply"] is None or not part["idle"]:
+                return
+            del self.closing[mid]
+            rid = self.pending.pop(mid)
+            self.last_activity = time.monotonic()
+            send(rid, "execute_reply", part["reply"])
 
     def pump_stdin(self, kc, gen):
         while self.current(gen):
@@ -162,6 +182,7 @@ class Session:
         with self.lock:
             pending = list(self.pending.values())
             self.pending.clear()
+            self.closing.clear()
         for rid in pending:
             send(rid, "error", {"ename": "KernelDied", "evalue": why, "traceback": [why]})
             send(rid, "execute_reply", {"status": "aborted", "execution_count": None})

@@ -3,11 +3,13 @@
 import websocket from '@fastify/websocket';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { setMaxListeners } from 'node:events';
-import { mkdirSync } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { chmodSync, closeSync, mkdirSync, openSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { Broker } from './broker';
 import { HttpError } from './http-error';
+import { registerJsonParser } from './json-body';
 import { apiRoutes } from './routes/api';
 import { blobRoutes } from './routes/blobs';
 import { eventRoutes } from './routes/events';
@@ -25,8 +27,55 @@ export const BrokerOptions = z.object({
   maxBlobBytes: z.number().int().positive().default(64 * 1024 ** 3),
   /** bytes of output (log, scalars, telemetry) one job's event log may hold */
   maxJobEventBytes: z.number().int().positive().default(8 * 1024 ** 3),
+  /** an upload that brings fewer than uploadMinBytes in this long is cut and its temp file removed */
+  uploadStallMs: z.number().int().positive().default(30_000),
+  uploadMinBytes: z.number().int().min(1).default(16 * 1024),
 });
 export type BrokerOptions = z.input<typeof BrokerOptions>;
+
+/** The body limit of every JSON route that does not set its own. */
+export const JSON_BODY_LIMIT = 256 * 1024;
+
+/**
+ * The data dir holds the database, the blobs and the admin token: only the broker's user may
+ * read it, whatever its mode was before (a folder made by hand or by an older hearth is 0755).
+ */
+function makePrivate(dataDir: string): void {
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  chmodSync(dataDir, 0o700);
+  const db = join(dataDir, 'broker.db');
+  // SQLite gives its -wal and -shm files the mode of the database file, so that is set first.
+  closeSync(openSync(db, 'a', 0o600));
+  for (const f of readdirSync(dataDir)) {
+    if (f.startsWith('broker.db') || f === 'admin-token' || f === 'worker-token' || f === 'config.json') chmodSync(join(dataDir, f), 0o600);
+  }
+}
+
+/**
+ * A refused request whose body is still arriving (no token, too large) is not parsed, and not
+ * read either: the socket stops reading once the reply is out, so TCP flow control holds the
+ * sender back at no cost to us, and it is cut a moment later. Closing at once would reset the
+ * connection with the reply perhaps unread; letting Node read and discard the rest, its default
+ * for a kept-alive connection, costs as much CPU as taking the 64 MB.
+ */
+/** how long a refused sender has to read the reply before its connection is cut */
+const LINGER_MS = 1000;
+
+function closeAfterReply(req: IncomingMessage, res: ServerResponse): void {
+  res.once('finish', () => {
+    // After Node's own 'finish' work, which resumes the request to discard its body on the next tick.
+    setImmediate(() => {
+      if (req.complete || req.socket.destroyed) return;
+      const socket = req.socket;
+      socket.pause();
+      // The HTTP parser reads the socket's handle directly: pausing the stream alone does not stop it.
+      (socket as unknown as { _handle?: { readStop?: () => void } })._handle?.readStop?.();
+      const t = setTimeout(() => socket.destroy(), LINGER_MS);
+      t.unref();
+      socket.once('close', () => clearTimeout(t));
+    });
+  });
+}
 
 export interface BrokerApp {
   app: FastifyInstance;
@@ -38,9 +87,9 @@ export interface BrokerApp {
 
 export async function buildBroker(options: BrokerOptions, logger: FastifyServerOptions['logger'] = false): Promise<BrokerApp> {
   const opts = BrokerOptions.parse(options);
-  mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
+  makePrivate(opts.dataDir);
   const db = openDb(join(opts.dataDir, 'broker.db'));
-  const blobs = new BlobStore(join(opts.dataDir, 'blobs'));
+  const blobs = new BlobStore(join(opts.dataDir, 'blobs'), { stallMs: opts.uploadStallMs, minBytes: opts.uploadMinBytes });
   const broker = new Broker(db, { maxJobEventBytes: opts.maxJobEventBytes });
   const adminToken = broker.bootstrapAdmin();
 
@@ -48,10 +97,18 @@ export async function buildBroker(options: BrokerOptions, logger: FastifyServerO
     logger,
     // Followers hold connections open; on close they are cut rather than waited for.
     forceCloseConnections: true,
-    bodyLimit: 4 * 1024 * 1024,
+    // JSON routes take small bodies; the few that need more (job submission, blob uploads) say so.
+    bodyLimit: JSON_BODY_LIMIT,
   });
   app.decorateRequest('principal', null);
+  registerJsonParser(app);
   app.setErrorHandler((err, req, reply) => {
+    if (!req.raw.complete) {
+      // Fastify asks for `connection: close` on a body it stopped reading; closeAfterReply does
+      // that once the reply can have been read.
+      reply.removeHeader('connection');
+      closeAfterReply(req.raw, reply.raw);
+    }
     if (err instanceof HttpError) {
       return reply.code(err.status).send({ error: err.code, message: err.message, ...(err.issues ? { issues: err.issues } : {}) });
     }
@@ -63,7 +120,10 @@ export async function buildBroker(options: BrokerOptions, logger: FastifyServerO
     req.log.error({ err }, 'request failed');
     return reply.code(500).send({ error: 'internal', message: 'internal error; see the broker log' });
   });
-  app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: 'not_found', message: `no route ${req.method} ${req.url}` }));
+  app.setNotFoundHandler((req, reply) => {
+    if (!req.raw.complete) closeAfterReply(req.raw, reply.raw);
+    return reply.code(404).send({ error: 'not_found', message: `no route ${req.method} ${req.url}` });
+  });
 
   const shutdown = new AbortController();
   // Every open follower listens for shutdown; dozens are normal, not a leak.
@@ -73,12 +133,13 @@ export async function buildBroker(options: BrokerOptions, logger: FastifyServerO
   apiRoutes(app, broker, opts.version);
   blobRoutes(app, broker, blobs, opts.maxBlobBytes);
   eventRoutes(app, broker, shutdown.signal, opts.pingMs);
-  workerSocketRoute(app, broker, hub);
+  const workerSockets = workerSocketRoute(app, broker, hub);
 
   const timer = setInterval(() => {
     try {
       broker.expireLeases();
       hub.sweep();
+      workerSockets.closeExpired((tokenId) => broker.accounts.isValid(tokenId));
     } catch (err) {
       app.log.error({ err }, 'sweep failed');
     }

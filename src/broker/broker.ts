@@ -19,15 +19,11 @@ import {
 import { outputMatcher } from '../shared/output-globs';
 import { EventLog, type JobRow } from './event-log';
 import { HttpError } from './http-error';
-import { hashToken, newId, newToken } from './ids';
+import { Accounts, type Principal } from './accounts';
+import { newId } from './ids';
 import type { Db } from './store/db';
 
-export interface Principal {
-  accountId: string;
-  name: string;
-  isAdmin: boolean;
-  kind: 'user' | 'worker';
-}
+export type { Principal } from './accounts';
 
 interface LeaseRow {
   id: string;
@@ -76,6 +72,7 @@ export const KERNEL_ENTRY = '.hearth-kernel';
 
 export class Broker {
   readonly events: EventLog;
+  readonly accounts: Accounts;
   link: WorkerLink = { isOnline: () => false, dispatch: () => {}, cancel: () => {}, request: () => {} };
 
   constructor(
@@ -83,6 +80,7 @@ export class Broker {
     opts: { maxJobEventBytes?: number } = {},
   ) {
     this.events = new EventLog(db, opts.maxJobEventBytes);
+    this.accounts = new Accounts(db);
     // A lease runs one job at a time: when one ends, the next queued one goes to the worker.
     this.events.onEnded = (job) => this.dispatchNext(job.lease_id);
     // One job may not fill the broker's disk for everyone: past its cap it is stopped.
@@ -90,46 +88,22 @@ export class Broker {
   }
 
   // ---------- accounts and tokens ----------
+  // They live in accounts.ts; these delegates keep the calls the CLI and tests make.
 
-  /** Creates the first admin account and returns its token, or undefined when accounts exist. */
   bootstrapAdmin(): string | undefined {
-    const n = this.db.prepare('SELECT COUNT(*) AS n FROM accounts').get() as { n: number };
-    if (n.n > 0) return undefined;
-    return this.createAccount('admin', true).token;
+    return this.accounts.bootstrapAdmin();
   }
 
   createAccount(name: string, isAdmin = false): { accountId: string; name: string; token: string } {
-    const exists = this.db.prepare('SELECT 1 FROM accounts WHERE name = ?').get(name);
-    if (exists) throw new HttpError(409, 'exists', `an account named ${name} exists already`);
-    const accountId = newId('acct');
-    const token = newToken('user');
-    this.db.transaction(() => {
-      this.db.prepare('INSERT INTO accounts (id, name, is_admin, created_at) VALUES (?, ?, ?, ?)').run(accountId, name, isAdmin ? 1 : 0, Date.now());
-      this.insertToken(accountId, 'user', token, 'first token');
-    })();
-    return { accountId, name, token };
+    return this.accounts.createAccount(name, isAdmin);
   }
 
   createToken(accountId: string, kind: 'user' | 'worker', label: string): string {
-    const token = newToken(kind);
-    this.insertToken(accountId, kind, token, label);
-    return token;
-  }
-
-  private insertToken(accountId: string, kind: 'user' | 'worker', token: string, label: string): void {
-    this.db
-      .prepare('INSERT INTO tokens (hash, account_id, kind, label, created_at) VALUES (?, ?, ?, ?, ?)')
-      .run(hashToken(token), accountId, kind, label, Date.now());
+    return this.accounts.createToken(accountId, kind, label).token;
   }
 
   authenticate(token: string | undefined): Principal | undefined {
-    if (!token) return undefined;
-    const row = this.db
-      .prepare(
-        'SELECT a.id AS accountId, a.name AS name, a.is_admin AS isAdmin, t.kind AS kind FROM tokens t JOIN accounts a ON a.id = t.account_id WHERE t.hash = ?',
-      )
-      .get(hashToken(token)) as { accountId: string; name: string; isAdmin: number; kind: 'user' | 'worker' } | undefined;
-    return row && { ...row, isAdmin: row.isAdmin === 1 };
+    return this.accounts.authenticate(token);
   }
 
   // ---------- workers ----------

@@ -9,7 +9,7 @@ function base62(bytes: Buffer): string {
 }
 
 /** `job_3fK9…`: a prefix that says what it names, then 16 random base62 characters. */
-export function newId(prefix: 'acct' | 'wrk' | 'lease' | 'job' | 'req'): string {
+export function newId(prefix: 'acct' | 'wrk' | 'lease' | 'job' | 'req' | 'tok'): string {
   return `${prefix}_${base62(randomBytes(16))}`;
 }
 

@@ -38,3 +38,15 @@ export const PortFlag = z.coerce.number().int().min(0).max(65535);
 export const PositiveNumber = z.coerce.number().positive();
 export const PositiveInt = z.coerce.number().int().positive();
 export const NonNegative = z.coerce.number().min(0);
+
+const UNIT_SECONDS = { s: 1, m: 60, h: 3600, d: 86_400, w: 7 * 86_400 } as const;
+
+/** `30d`, `12h`, `90m`, `3600s`, `2w` (a bare number is seconds) → whole seconds. */
+export const DurationFlag = z
+  .string()
+  .regex(/^\d+(\.\d+)?[smhdw]?$/, 'expected a duration like 30d, 12h, 90m or 3600s')
+  .transform((v) => {
+    const unit = /[smhdw]$/.test(v) ? (v.slice(-1) as keyof typeof UNIT_SECONDS) : 's';
+    return Math.round(parseFloat(v) * UNIT_SECONDS[unit]);
+  })
+  .pipe(z.number().int().positive('a duration must be at least one second'));

@@ -1,8 +1,8 @@
 // `hearth gpus`, `lease`, `leases`, `renew`, `release`, and account/token administration.
 import type { Command } from 'commander';
 import { z } from 'zod';
-import type { Lease } from '../shared/protocol';
-import { clientFor, flag, globals, PositiveInt, PositiveNumber } from './context';
+import { Id, type Lease } from '../shared/protocol';
+import { clientFor, DurationFlag, flag, globals, PositiveInt, PositiveNumber } from './context';
 import { formatDuration, printJson, table } from './output';
 
 function leaseRows(leases: Lease[]): string {
@@ -116,16 +116,52 @@ export function registerLeaseCommands(program: Command): void {
       process.stdout.write(`${me.name} (${me.accountId})${me.isAdmin ? ' admin' : ''}\n`);
     });
 
-  program
-    .command('token')
-    .description('tokens')
+  const token = program.command('token').description('tokens of your account: create, list, revoke');
+  token
     .command('create')
-    .description('create a token for your account (--worker for a GPU host\'s worker agent)')
+    .description('create a token for your account (--worker for a GPU host\'s worker agent); it is printed once')
     .option('--worker', 'a worker token')
     .option('--label <text>', 'what it is for', '')
-    .action(async (o: { worker?: boolean; label: string }, cmd: Command) => {
-      const r = await clientFor(cmd).createToken(o.worker ? 'worker' : 'user', o.label);
+    .option('--expires <duration>', 'stop working after this long, e.g. 30d, 12h, 90m (default: until revoked)')
+    .action(async (o: { worker?: boolean; label: string; expires?: string }, cmd: Command) => {
+      const seconds = o.expires === undefined ? undefined : flag('expires', DurationFlag, o.expires);
+      const r = await clientFor(cmd).createToken(o.worker ? 'worker' : 'user', o.label, seconds);
       if (globals(cmd).json) return printJson(r);
       process.stdout.write(`${r.token}\n`);
+      const until = r.expiresAt ? `, expires ${new Date(r.expiresAt).toISOString()}` : '';
+      process.stderr.write(`created ${r.kind} token ${r.id ?? ''}${until}; the token above is shown once\n`);
+    });
+  token
+    .command('list')
+    .description('your account\'s tokens: id, kind, label, created, last used, expiry (never the secret)')
+    .action(async (_o: unknown, cmd: Command) => {
+      const tokens = await clientFor(cmd).tokens();
+      if (globals(cmd).json) return printJson(tokens);
+      const when = (t: number | null) => (t === null ? '-' : new Date(t).toISOString().slice(0, 16).replace('T', ' '));
+      const now = Date.now();
+      process.stdout.write(
+        table(
+          tokens.map((t) => [
+            t.id,
+            `${t.prefix}…`,
+            t.kind,
+            t.revokedAt !== null ? 'revoked' : t.expiresAt !== null && t.expiresAt <= now ? 'expired' : 'active',
+            when(t.createdAt),
+            when(t.lastUsedAt),
+            when(t.expiresAt),
+            t.label,
+          ]),
+          ['ID', 'STARTS', 'KIND', 'STATE', 'CREATED', 'LAST USED', 'EXPIRES', 'LABEL'],
+        ),
+      );
+    });
+  token
+    .command('revoke')
+    .argument('<id>', 'a token id from `hearth token list` (tok_…)')
+    .description('revoke a token of your account: refused at once, and a worker connected with it is disconnected')
+    .action(async (id: string, _o: unknown, cmd: Command) => {
+      const t = await clientFor(cmd).revokeToken(flag('id', Id, id));
+      if (globals(cmd).json) return printJson(t);
+      process.stderr.write(`revoked ${t.kind} token ${t.id} (${t.prefix}…)\n`);
     });
 }

@@ -31,8 +31,11 @@ function quietWorkerLog(): WorkerOptions['log'] {
   };
 }
 
-export async function runBroker(o: { dataDir: string; port: number; host: string }): Promise<void> {
-  const b = await startBroker({ dataDir: o.dataDir, version: VERSION, port: o.port, host: o.host }, { level: 'info' });
+export async function runBroker(o: { dataDir: string; port: number; host: string; uploadStallMs?: number }): Promise<void> {
+  const b = await startBroker(
+    { dataDir: o.dataDir, version: VERSION, port: o.port, host: o.host, ...(o.uploadStallMs ? { uploadStallMs: o.uploadStallMs } : {}) },
+    { level: 'info' },
+  );
   if (b.adminToken) process.stderr.write(`hearth: first start; admin token (shown once, also in ${b.adminTokenPath}):\n${b.adminToken}\n`);
   process.stderr.write(`hearth: broker listening on ${b.url}\n`);
   onShutdownSignals(() => b.close());

@@ -1,9 +1,10 @@
 // `hearth broker`, `hearth worker` and `hearth up`: their flags here, their work in server-entry.ts.
 import type { Command } from 'commander';
+import { readFileSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { resolveDataDir } from '../client/config';
-import { flag, globals, NonNegative, PortFlag, UsageError } from './context';
+import { flag, globals, NonNegative, PortFlag, PositiveNumber, UsageError } from './context';
 import { ByteSize, DEFAULT_LIMITS, formatBytes, PidCount } from '../worker/limits';
 import { DEFAULT_JOB_USER, SANDBOX_MODES, type SandboxMode } from '../worker/sandbox';
 import { DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_JOB_BYTES } from '../worker/tailer';
@@ -60,6 +61,54 @@ function sandboxFlag(v: string | undefined): SandboxMode | undefined {
   return v as SandboxMode;
 }
 
+/**
+ * The worker's token: from --token-file, else --token (which every local user can read in `ps`,
+ * so it is scrubbed from this process's command line and warned about), else HEARTH_WORKER_TOKEN
+ * or HEARTH_TOKEN.
+ */
+function workerToken(flagToken: string | undefined, tokenFile: string | undefined): string | undefined {
+  if (tokenFile !== undefined) {
+    if (flagToken !== undefined) throw new UsageError('pass the worker token one way: --token-file or --token, not both');
+    return readTokenFile(tokenFile);
+  }
+  if (flagToken !== undefined) {
+    process.stderr.write(
+      'hearth: warning: a token given with --token shows in `ps` to every user of this host; use --token-file FILE (mode 0600) or HEARTH_TOKEN\n',
+    );
+    // Rewrites the command line /proc shows (on Linux the title takes over argv's memory); the
+    // token was still visible until now, hence the warning.
+    process.title = 'hearth worker';
+    return flagToken;
+  }
+  const fromEnv = process.env.HEARTH_WORKER_TOKEN || process.env.HEARTH_TOKEN || undefined;
+  // Whatever the job environment allows through, the token is not in it to pass on.
+  delete process.env.HEARTH_WORKER_TOKEN;
+  delete process.env.HEARTH_TOKEN;
+  return fromEnv;
+}
+
+function readTokenFile(file: string): string {
+  let st;
+  try {
+    st = statSync(file);
+  } catch (err) {
+    throw new UsageError(`--token-file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  if (!st.isFile()) throw new UsageError(`--token-file ${file}: not a file`);
+  // A token others can read is a token others have: refuse rather than use it.
+  if ((st.mode & 0o077) !== 0) {
+    throw new UsageError(
+      `--token-file ${file} is readable or writable by others (mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}); run: chmod 600 ${file}`,
+    );
+  }
+  if (typeof process.getuid === 'function' && st.uid !== process.getuid()) {
+    throw new UsageError(`--token-file ${file} belongs to another user (uid ${st.uid}); it must be this user's own file`);
+  }
+  const token = readFileSync(file, 'utf8').trim();
+  if (!token) throw new UsageError(`--token-file ${file} is empty`);
+  return token;
+}
+
 export function registerServerCommands(program: Command): void {
   const workerFlags = (c: Command) =>
     c
@@ -83,21 +132,28 @@ export function registerServerCommands(program: Command): void {
     .description('run a broker (HTTP + WebSocket; SQLite and blobs under the data dir)')
     .option('--port <port>', 'port to listen on', '7777')
     .option('--host <host>', 'address to listen on', '127.0.0.1')
-    .action(async (o: { port: string; host: string }, cmd: Command) => {
+    .option('--upload-stall <seconds>', 'cut an upload that brings less than 16 KiB in this many seconds', '30')
+    .action(async (o: { port: string; host: string; uploadStall: string }, cmd: Command) => {
       const dataDir = resolveDataDir(globals(cmd).dataDir);
-      await server().runBroker({ dataDir, port: flag('port', PortFlag, o.port), host: o.host });
+      const uploadStallMs = Math.round(flag('upload-stall', PositiveNumber, o.uploadStall) * 1000);
+      await server().runBroker({ dataDir, port: flag('port', PortFlag, o.port), host: o.host, uploadStallMs });
     });
 
   workerFlags(
     program
       .command('worker')
       .description('run a worker agent on this host: connects out to a broker and runs jobs on its GPUs')
-      .option('--work-dir <dir>', 'folder for job files and the blob cache (default <data-dir>/worker)'),
-  ).action(async (o: WorkerFlags & { workDir?: string }, cmd: Command) => {
+      .option('--work-dir <dir>', 'folder for job files and the blob cache (default <data-dir>/worker)')
+      .option('--token-file <file>', 'read the worker token from this file (mode 0600): unlike --token, it does not show in ps'),
+  ).action(async (o: WorkerFlags & { workDir?: string; tokenFile?: string }, cmd: Command) => {
     const g = globals(cmd);
     const brokerUrl = g.broker ?? process.env.HEARTH_BROKER_URL;
-    const token = g.token ?? process.env.HEARTH_WORKER_TOKEN ?? process.env.HEARTH_TOKEN;
-    if (!brokerUrl || !token) throw new UsageError('hearth worker needs --broker URL and --token T (a worker token: `hearth token create --worker`)');
+    const token = workerToken(g.token, o.tokenFile);
+    if (!brokerUrl || !token) {
+      throw new UsageError(
+        'hearth worker needs --broker URL and a worker token (`hearth token create --worker`): --token-file FILE (mode 0600) or HEARTH_TOKEN',
+      );
+    }
     const dataDir = resolveDataDir(g.dataDir);
     const workDir = o.workDir ?? join(dataDir, 'worker');
     // The data dir holds this user's tokens and config.json: jobs must not see it.

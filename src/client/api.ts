@@ -17,6 +17,7 @@ import {
   Me,
   MissingBlobsReply,
   Offer,
+  TokenInfo,
   type CreateLeaseBody,
   type JobEvent,
   type SubmitJobBody,
@@ -61,8 +62,15 @@ export class BrokerClient {
   createAccount(name: string): Promise<CreateAccountReply> {
     return this.json('POST', '/v1/accounts', CreateAccountReply, { name });
   }
-  createToken(kind: 'user' | 'worker', label = ''): Promise<z.infer<typeof CreateTokenReply>> {
-    return this.json('POST', '/v1/tokens', CreateTokenReply, { kind, label });
+  createToken(kind: 'user' | 'worker', label = '', expiresInSeconds?: number): Promise<z.infer<typeof CreateTokenReply>> {
+    return this.json('POST', '/v1/tokens', CreateTokenReply, { kind, label, ...(expiresInSeconds === undefined ? {} : { expiresInSeconds }) });
+  }
+  /** This account's tokens (never their secrets). */
+  tokens(): Promise<TokenInfo[]> {
+    return this.json('GET', '/v1/tokens', z.array(TokenInfo));
+  }
+  revokeToken(id: string): Promise<TokenInfo> {
+    return this.json('DELETE', `/v1/tokens/${enc(id)}`, TokenInfo);
   }
 
   offers(): Promise<Offer[]> {

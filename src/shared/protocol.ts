@@ -102,9 +102,20 @@ export const CreateAccountReply = z.object({ accountId: Id, name: z.string(), to
 export type CreateAccountReply = z.infer<typeof CreateAccountReply>;
 
 export const CreateTokenBody = z
-  .object({ kind: z.enum(['user', 'worker']), label: z.string().max(100).default('') })
+  .object({
+    kind: z.enum(['user', 'worker']),
+    label: z.string().max(100).default(''),
+    /** the token stops working this many seconds after creation; without it, it lasts until revoked */
+    expiresInSeconds: z.number().int().positive().max(10 * 366 * 86_400).optional(),
+  })
   .strict();
-export const CreateTokenReply = z.object({ token: z.string(), kind: z.enum(['user', 'worker']) });
+export const CreateTokenReply = z.object({
+  token: z.string(),
+  kind: z.enum(['user', 'worker']),
+  // Optional so a client still reads an older broker's reply.
+  id: Id.optional(),
+  expiresAt: z.number().nullable().optional(),
+});
 
 // ---------- leases ----------
 
@@ -406,3 +417,20 @@ export function scalarTable(points: Iterable<ScalarPoint>): ScalarTable {
   }
   return out;
 }
+
+// ---------- tokens: listing, revocation (broker HTTP surface) ----------
+
+/** A token as `GET /v1/tokens` lists it: never its secret, which the broker does not keep. */
+export const TokenInfo = z.object({
+  id: Id,
+  /** `hth_` or `hthw_` and the first four characters of the secret, to tell tokens apart */
+  prefix: z.string(),
+  kind: z.enum(['user', 'worker']),
+  label: z.string(),
+  createdAt: z.number(),
+  /** to the minute: recorded at most once a minute */
+  lastUsedAt: z.number().nullable(),
+  expiresAt: z.number().nullable(),
+  revokedAt: z.number().nullable(),
+});
+export type TokenInfo = z.infer<typeof TokenInfo>;

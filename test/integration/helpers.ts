@@ -110,8 +110,8 @@ export interface BrokerProc {
   log: () => string;
 }
 
-export async function startBrokerProc(dataDir: string, port = 0): Promise<BrokerProc> {
-  const proc = spawnHearth(['--data-dir', dataDir, 'broker', '--port', String(port)]);
+export async function startBrokerProc(dataDir: string, port = 0, extra: string[] = []): Promise<BrokerProc> {
+  const proc = spawnHearth(['--data-dir', dataDir, 'broker', '--port', String(port), ...extra]);
   let log = '';
   proc.stdout!.on('data', (c: Buffer) => (log += c.toString()));
   proc.stderr!.on('data', (c: Buffer) => (log += c.toString()));

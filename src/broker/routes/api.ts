@@ -8,9 +8,12 @@ import { HttpError } from '../http-error';
 import { parse, principal, requireAuth } from './auth';
 
 const IdParams = z.object({ id: Id });
+// A manifest of 200 000 files (the most Manifest allows) at about 150 bytes an entry as JSON.
+const JOB_BODY_LIMIT = 32 * 1024 * 1024;
 
 export function apiRoutes(app: FastifyInstance, broker: Broker, version: string): void {
-  const user = { preHandler: requireAuth(broker, 'user') };
+  // onRequest runs before the body is read: a stranger's request is refused without parsing it.
+  const user = { onRequest: requireAuth(broker, 'user') };
 
   app.get('/v1/health', async () => ({ ok: true, version }));
 
@@ -29,9 +32,14 @@ export function apiRoutes(app: FastifyInstance, broker: Broker, version: string)
 
   app.post('/v1/tokens', user, async (req, reply) => {
     const body = parse(CreateTokenBody, req.body ?? {}, 'token request');
+    const expiresAt = body.expiresInSeconds === undefined ? undefined : Date.now() + body.expiresInSeconds * 1000;
+    const { token, info } = broker.accounts.createToken(principal(req).accountId, body.kind, body.label, expiresAt);
     reply.code(201);
-    return { token: broker.createToken(principal(req).accountId, body.kind, body.label), kind: body.kind };
+    return { token, kind: body.kind, id: info.id, expiresAt: info.expiresAt };
   });
+  // Own tokens only, an admin's too: the secrets are stored hashed, so there is nothing to read.
+  app.get('/v1/tokens', user, async (req) => broker.accounts.list(principal(req).accountId));
+  app.delete('/v1/tokens/:id', user, async (req) => broker.accounts.revoke(principal(req).accountId, parse(IdParams, req.params, 'token id').id));
 
   app.get('/v1/offers', user, async () => broker.offers());
 
@@ -48,12 +56,12 @@ export function apiRoutes(app: FastifyInstance, broker: Broker, version: string)
   });
   app.post('/v1/leases/:id/release', user, async (req) => broker.releaseLease(principal(req), parse(IdParams, req.params, 'lease id').id));
 
-  app.post('/v1/jobs', { ...user, bodyLimit: 64 * 1024 * 1024 }, async (req, reply) => {
+  app.post('/v1/jobs', { ...user, bodyLimit: JOB_BODY_LIMIT }, async (req, reply) => {
     const body = parse(SubmitJobBody, req.body, 'job');
     reply.code(201);
     return broker.submitJob(principal(req), body);
   });
-  app.post('/v1/kernels', { ...user, bodyLimit: 64 * 1024 * 1024 }, async (req, reply) => {
+  app.post('/v1/kernels', { ...user, bodyLimit: JOB_BODY_LIMIT }, async (req, reply) => {
     const body = parse(StartKernelBody, req.body ?? {}, 'kernel');
     reply.code(201);
     return broker.startKernel(principal(req), body);

@@ -15,11 +15,15 @@ export function bearer(req: FastifyRequest): string | undefined {
   return m?.[1];
 }
 
-/** Route guard: a user token (or, with `worker`, a worker token) must be presented. */
+/**
+ * Route guard: a user token (or, with `worker`, a worker token) must be presented. Used as an
+ * onRequest hook, which runs before the body is read, so a stranger's body is never parsed.
+ */
 export function requireAuth(broker: Broker, kind: 'user' | 'worker' | 'any' = 'user') {
   return async (req: FastifyRequest, _reply: FastifyReply): Promise<void> => {
-    const p = broker.authenticate(bearer(req));
-    if (!p) throw new HttpError(401, 'unauthorized', 'missing or unknown token (pass Authorization: Bearer <token>)');
+    const r = broker.accounts.check(bearer(req));
+    if (!r.ok) throw new HttpError(401, 'unauthorized', r.reason);
+    const p = r.principal;
     if (kind !== 'any' && p.kind !== kind) throw new HttpError(403, 'forbidden', `this needs a ${kind} token, not a ${p.kind} token`);
     req.principal = p;
   };

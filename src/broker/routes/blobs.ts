@@ -10,6 +10,8 @@ import type { BlobStore } from '../store/blob-store';
 import { parse, principal, requireAuth } from './auth';
 
 const ShaParams = z.object({ sha: Sha256 });
+// 200 000 hashes (MissingBlobsBody's most) as JSON; the client sends 5 000 a request.
+const MISSING_BODY_LIMIT = 16 * 1024 * 1024;
 const JobShaParams = z.object({ id: Id, sha: Sha256 });
 
 export function blobRoutes(app: FastifyInstance, broker: Broker, blobs: BlobStore, maxBlobBytes: number): void {
@@ -19,13 +21,13 @@ export function blobRoutes(app: FastifyInstance, broker: Broker, blobs: BlobStor
   const mayRead = (p: Principal, sha: string) =>
     p.kind === 'worker' ? broker.workerMayRead(p.accountId, sha) || broker.hasBlobRef(p.accountId, sha) : broker.hasBlobRef(p.accountId, sha);
 
-  app.post('/v1/blobs/missing', { preHandler: requireAuth(broker, 'user'), bodyLimit: 32 * 1024 * 1024 }, async (req) => {
+  app.post('/v1/blobs/missing', { onRequest: requireAuth(broker, 'user'), bodyLimit: MISSING_BODY_LIMIT }, async (req) => {
     const p = principal(req);
     const { hashes } = parse(MissingBlobsBody, req.body, 'missing-blobs query');
     return { missing: hashes.filter((h) => !broker.hasBlobRef(p.accountId, h) || !blobs.exists(h)) };
   });
 
-  app.head('/v1/blobs/:sha', { preHandler: requireAuth(broker, 'any') }, async (req, reply) => {
+  app.head('/v1/blobs/:sha', { onRequest: requireAuth(broker, 'any') }, async (req, reply) => {
     const { sha } = parse(ShaParams, req.params, 'blob hash');
     const size = broker.blobSize(sha);
     if (size === undefined || !mayRead(principal(req), sha) || !blobs.exists(sha)) return reply.code(404).send();
@@ -42,14 +44,14 @@ export function blobRoutes(app: FastifyInstance, broker: Broker, blobs: BlobStor
     return { sha256: sha, size };
   };
 
-  app.put('/v1/blobs/:sha', { preHandler: requireAuth(broker, 'user') }, async (req, reply) => {
+  app.put('/v1/blobs/:sha', { onRequest: requireAuth(broker, 'user') }, async (req, reply) => {
     const { sha } = parse(ShaParams, req.params, 'blob hash');
     reply.code(201);
     return put(sha, req.body, principal(req).accountId);
   });
 
   // A worker uploads a job's artifacts here; the blob then belongs to the job's account.
-  app.put('/v1/jobs/:id/blobs/:sha', { preHandler: requireAuth(broker, 'worker') }, async (req, reply) => {
+  app.put('/v1/jobs/:id/blobs/:sha', { onRequest: requireAuth(broker, 'worker') }, async (req, reply) => {
     const { id, sha } = parse(JobShaParams, req.params, 'artifact upload');
     const job = broker.workerJob(principal(req).accountId, id);
     if (!body(req.body)) throw new HttpError(415, 'bad_content_type', 'upload blobs with Content-Type: application/octet-stream');
@@ -60,7 +62,7 @@ export function blobRoutes(app: FastifyInstance, broker: Broker, blobs: BlobStor
     return { sha256: sha, size };
   });
 
-  app.get('/v1/blobs/:sha', { preHandler: requireAuth(broker, 'any') }, async (req, reply) => {
+  app.get('/v1/blobs/:sha', { onRequest: requireAuth(broker, 'any') }, async (req, reply) => {
     const { sha } = parse(ShaParams, req.params, 'blob hash');
     const size = broker.blobSize(sha);
     if (size === undefined || !mayRead(principal(req), sha) || !blobs.exists(sha)) throw new HttpError(404, 'not_found', `no blob ${sha}`);
@@ -68,25 +70,43 @@ export function blobRoutes(app: FastifyInstance, broker: Broker, blobs: BlobStor
   });
 }
 
-function sendRange(reply: FastifyReply, blobs: BlobStore, sha: string, size: number, range: string | undefined) {
+/**
+ * The one byte range a Range header asks for (RFC 9110 §14): `full` when the header is absent or
+ * names a unit other than bytes (which a server must ignore), `unsatisfiable` for anything else it
+ * cannot serve as one range: bad syntax, several ranges, start past the end, an empty suffix.
+ */
+export function parseRange(header: string | undefined, size: number): { start: number; end: number } | 'full' | 'unsatisfiable' {
+  if (header === undefined) return 'full';
+  const unit = /^\s*([!#$%&'*+.^_`|~0-9A-Za-z-]+)=/.exec(header);
+  if (unit && unit[1]!.toLowerCase() !== 'bytes') return 'full';
+  const m = /^\s*bytes=(\d*)-(\d*)\s*$/i.exec(header);
+  if (!m || (!m[1] && !m[2])) return 'unsatisfiable';
+  // Digits past 2^53 are still digits: a huge end means "to the end", a huge start is past it.
+  if (!m[1]) {
+    const n = Number(m[2]);
+    if (n === 0 || size === 0) return 'unsatisfiable';
+    return { start: Math.max(0, size - n), end: size - 1 };
+  }
+  const start = Number(m[1]);
+  const end = m[2] ? Math.min(Number(m[2]), size - 1) : size - 1;
+  if (start >= size || (m[2] && Number(m[2]) < start)) return 'unsatisfiable';
+  return { start, end };
+}
+
+function sendRange(reply: FastifyReply, blobs: BlobStore, sha: string, size: number, header: string | undefined) {
+  const range = parseRange(header, size);
+  if (range === 'unsatisfiable') {
+    // JSON, not the blob's octet-stream type: a 416 explains itself like every other error.
+    return reply
+      .code(416)
+      .header('content-range', `bytes */${size}`)
+      .send({ error: 'bad_range', message: `cannot serve range ${JSON.stringify(header)} of a ${size}-byte blob (one range of bytes, e.g. bytes=0-99)` });
+  }
   reply.header('accept-ranges', 'bytes').header('content-type', 'application/octet-stream').header('etag', `"${sha}"`);
-  if (!range) return reply.header('content-length', size).send(blobs.read(sha));
-  const m = /^bytes=(\d*)-(\d*)$/.exec(range.trim());
-  let start = m?.[1] ? Number(m[1]) : NaN;
-  let end = m?.[2] ? Number(m[2]) : size - 1;
-  if (m && !m[1] && m[2]) {
-    // suffix form: the last N bytes
-    start = Math.max(0, size - Number(m[2]));
-    end = size - 1;
-  }
-  if (!m || !Number.isSafeInteger(start) || start > end || start >= size) {
-    if (size === 0 && m) return reply.header('content-length', 0).send(Buffer.alloc(0));
-    return reply.code(416).header('content-range', `bytes */${size}`).send({ error: 'bad_range', message: `cannot serve ${range} of ${size} bytes` });
-  }
-  end = Math.min(end, size - 1);
+  if (range === 'full') return reply.header('content-length', size).send(size === 0 ? Buffer.alloc(0) : blobs.read(sha));
   return reply
     .code(206)
-    .header('content-range', `bytes ${start}-${end}/${size}`)
-    .header('content-length', end - start + 1)
-    .send(blobs.read(sha, start, end));
+    .header('content-range', `bytes ${range.start}-${range.end}/${size}`)
+    .header('content-length', range.end - range.start + 1)
+    .send(blobs.read(sha, range.start, range.end));
 }

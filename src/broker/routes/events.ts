@@ -16,7 +16,7 @@ const Query = z
   .strict();
 
 export function eventRoutes(app: FastifyInstance, broker: Broker, shutdown: AbortSignal, pingMs: number): void {
-  app.get('/v1/jobs/:id/events', { preHandler: requireAuth(broker, 'user') }, async (req, reply) => {
+  app.get('/v1/jobs/:id/events', { onRequest: requireAuth(broker, 'user') }, async (req, reply) => {
     const { id } = parse(Params, req.params, 'job id');
     const q = parse(Query, req.query, 'query');
     const follow = q.follow === '1' || q.follow === 'true';

@@ -4,7 +4,7 @@ import Database from 'better-sqlite3';
 
 export type Db = Database.Database;
 
-const MIGRATIONS: string[] = [
+export const MIGRATIONS: string[] = [
   `
   CREATE TABLE accounts (
     id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, is_admin INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL
@@ -65,6 +65,24 @@ const MIGRATIONS: string[] = [
   CREATE TABLE job_specs (job_id TEXT PRIMARY KEY, spec TEXT NOT NULL);
   INSERT INTO job_specs (job_id, spec) SELECT id, spec FROM jobs;
   ALTER TABLE jobs DROP COLUMN spec;
+  `,
+  // 4 (broker HTTP surface and tokens): a token gets an id to list and revoke it by, the start of
+  // its text to recognise it by (the secret stays hashed), an expiry, its last use and its
+  // revocation; account names become unique regardless of case (of names that collide, the
+  // oldest keeps its name and the others get their id appended, so an old file still opens).
+  `
+  ALTER TABLE tokens ADD COLUMN id TEXT;
+  ALTER TABLE tokens ADD COLUMN prefix TEXT NOT NULL DEFAULT '';
+  ALTER TABLE tokens ADD COLUMN expires_at INTEGER;
+  ALTER TABLE tokens ADD COLUMN last_used_at INTEGER;
+  ALTER TABLE tokens ADD COLUMN revoked_at INTEGER;
+  UPDATE tokens SET id = 'tok_' || lower(hex(randomblob(10)));
+  CREATE UNIQUE INDEX tokens_id ON tokens(id);
+  CREATE INDEX tokens_account ON tokens(account_id, created_at);
+  UPDATE accounts SET name = name || '-' || substr(id, 6)
+    WHERE EXISTS (SELECT 1 FROM accounts o WHERE o.name = accounts.name COLLATE NOCASE
+      AND (o.created_at < accounts.created_at OR (o.created_at = accounts.created_at AND o.id < accounts.id)));
+  CREATE UNIQUE INDEX accounts_name_nocase ON accounts(name COLLATE NOCASE);
   `,
 ];
 
