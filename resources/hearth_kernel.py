@@ -95,7 +95,10 @@ class Session:
         return self.generation == gen and not self.stopping
 
     def request_of(self, msg):
-        return self.pending.get(msg.get("parent_header", {}).get("msg_id"))
+        # Under the lock: handle() holds it from sending an execute until its msg_id is mapped, so
+        # the first messages of a very quick cell are never taken for someone else's.
+        with self.lock:
+            return self.pending.get(msg.get("parent_header", {}).get("msg_id"))
 
     def pump_iopub(self, kc, gen):
         while self.current(gen):

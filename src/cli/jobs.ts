@@ -7,7 +7,7 @@ import type { BrokerClient } from '../client/api';
 import { kernelText } from '../shared/kernel-text';
 import { pullArtifacts } from '../client/pull';
 import { uploadWorkspace } from '../client/workspace';
-import { isTerminal, RelPath, scalarTable, type Job, type JobEvent, type ScalarPoint } from '../shared/protocol';
+import { isTerminal, RelPath, scalarTable, type Job, type JobEvent, type Lease, type ScalarPoint } from '../shared/protocol';
 import { clientFor, flag, globals, UsageError } from './context';
 import { ByteProgress, formatBytes, printJson, table } from './output';
 
@@ -17,12 +17,17 @@ export async function write(stream: NodeJS.WriteStream, data: string): Promise<v
   if (!stream.write(data)) await once(stream, 'drain');
 }
 
-/** Picks an active lease of this account with time left, or leases one device for an hour. */
-export async function pickLease(client: BrokerClient, leaseId: string | undefined): Promise<string> {
-  if (leaseId) return leaseId;
-  const active = (await client.leases()).filter((l) => l.status === 'active' && l.expiresAt - Date.now() > 60_000);
-  if (active[0]) return active[0].id;
-  return (await client.createLease({ count: 1, hours: 1 })).id;
+/**
+ * Picks an active lease of this account with time left, or leases one device for an hour; says on
+ * stderr which lease and at what price. `own` is true for a lease taken here, which the caller
+ * releases when it is done with it (a renter never pays for an hour they did not ask for).
+ */
+export async function pickLease(client: BrokerClient, leaseId: string | undefined): Promise<{ id: string; own: boolean; said: string }> {
+  const l = leaseId ? await client.lease(leaseId) : (await client.leases()).find((x) => x.status === 'active' && x.expiresAt - Date.now() > 60_000);
+  const what = (x: Lease) => `${x.count}× ${x.gpuModel} on ${x.workerName} at ${x.pricePerHour} credits/h per device`;
+  if (l) return { id: l.id, own: false, said: `hearth: on lease ${l.id} (${what(l)})\n` };
+  const n = await client.createLease({ count: 1, hours: 1 });
+  return { id: n.id, own: true, said: `hearth: leased ${n.id} for this run (${what(n)}); it is released when the run ends\n` };
 }
 
 export function exitCodeOf(job: Job): number {
@@ -84,6 +89,7 @@ export function registerJobCommands(program: Command): void {
       if (!existsSync(abs) || !statSync(abs).isFile()) throw new UsageError(`${file} is not a file`);
       // A notebook runs cell by cell on a fresh kernel (its outputs print as they come, and the
       // executed notebook is an artifact at its own path); it takes no script arguments.
+      if (!/\.(py|ipynb)$/i.test(abs)) throw new UsageError(`hearth runs Python scripts (.py) and notebooks (.ipynb); ${basename(abs)} is neither`);
       const notebook = /\.ipynb$/i.test(abs);
       if (notebook && args.length) throw new UsageError(`a notebook takes no arguments (got ${args.join(' ')})`);
       if (o.allowErrors && !notebook) throw new UsageError('--allow-errors is for notebooks (.ipynb)');
@@ -97,22 +103,35 @@ export function registerJobCommands(program: Command): void {
         env[kv.slice(0, i)] = kv.slice(i + 1);
       }
       const client = clientFor(cmd);
-      const leaseId = await pickLease(client, o.lease);
+      const lease = await pickLease(client, o.lease);
+      const leaseId = lease.id;
+      // A lease taken for this run ends with it (also when it fails or is interrupted).
+      const releaseOwn = async () => {
+        if (lease.own) await client.releaseLease(lease.id).catch((err: Error) => process.stderr.write(`hearth: could not release ${lease.id}: ${err.message}\n`));
+      };
       const progress = new ByteProgress('upload');
-      const manifest = await uploadWorkspace(client, root, { onProgress: (p) => p.phase === 'upload' && progress.update(p.doneBytes, p.totalBytes) });
-      progress.stop();
-      const job = await client.submitJob({
-        leaseId,
-        entry: basename(abs),
-        args,
-        env,
-        outputs: o.outputs ?? DEFAULT_OUTPUTS,
-        logdir,
-        manifest: { files: manifest.files },
-      });
+      let job: Job;
+      try {
+        const manifest = await uploadWorkspace(client, root, { onProgress: (p) => p.phase === 'upload' && progress.update(p.doneBytes, p.totalBytes) });
+        progress.stop();
+        job = await client.submitJob({
+          leaseId,
+          entry: basename(abs),
+          args,
+          env,
+          outputs: o.outputs ?? DEFAULT_OUTPUTS,
+          logdir,
+          manifest: { files: manifest.files },
+        });
+      } catch (err) {
+        progress.stop();
+        await releaseOwn();
+        throw err;
+      }
       // The job id, alone, is the first line on stderr: scripts read it from there.
-      process.stderr.write(`${job.id}\n`);
+      process.stderr.write(`${job.id}\n${lease.said}`);
       if (o.detach) {
+        if (lease.own) process.stderr.write(`hearth: ${lease.id} stays active for the detached run; \`hearth release ${lease.id}\` ends it\n`);
         if (g.json) printJson(job);
         else process.stdout.write(`${job.id}\n`);
         return;
@@ -141,6 +160,8 @@ export function registerJobCommands(program: Command): void {
         throw err;
       } finally {
         process.off('SIGINT', onInt);
+        // Detached by a second Ctrl-C, the run goes on: its lease stays.
+        if (!detach.signal.aborted) await releaseOwn();
       }
     });
 

@@ -24,10 +24,11 @@ export function registerKernelCommands(program: Command): void {
     .action(async (o: { lease?: string; dir?: string; idle: string }, cmd: Command) => {
       const client = clientFor(cmd);
       const idleMinutes = flag('idle', NonNegative, o.idle);
-      const leaseId = await pickLease(client, o.lease);
+      const lease = await pickLease(client, o.lease);
       const manifest = o.dir ? { files: (await uploadWorkspace(client, resolve(o.dir))).files } : { files: [] };
-      const session = await client.startKernel({ leaseId, idleMinutes, manifest });
-      process.stderr.write(`${session.id}\n`);
+      const session = await client.startKernel({ leaseId: lease.id, idleMinutes, manifest });
+      process.stderr.write(`${session.id}\n${lease.said}`);
+      if (lease.own) process.stderr.write(`hearth: the lease stays while the kernel runs; \`hearth release ${lease.id}\` ends both\n`);
       for await (const e of client.events(session.id, { follow: true })) {
         const b = e.body;
         if (b.type === 'kernel' && b.requestId === null && b.msgType === 'status' && b.content.execution_state === 'idle') break;

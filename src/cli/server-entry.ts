@@ -49,6 +49,12 @@ export async function runWorker(o: WorkerSettings & { brokerUrl: string; token: 
     await w.stop();
     throw err;
   });
+  // Later too: a token revoked or expired while connected ends the worker, with why.
+  void w.refused.then(async (why) => {
+    process.stderr.write(`hearth: ${why}\n`);
+    await w.stop();
+    process.exit(1);
+  });
 }
 
 export async function runUp(o: WorkerSettings & { dataDir: string; port: number; verbose: boolean }): Promise<void> {

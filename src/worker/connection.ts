@@ -155,6 +155,8 @@ export class BrokerConnection {
     ws.on('close', (code, reason) => {
       const wasWelcomed = this.welcomed;
       if (code === 4426) this.opts.onRefused?.(`the broker does not speak this worker's protocol: ${reason.toString()}`);
+      // The token was revoked or expired while connected: a reconnect would only be refused.
+      if (code === 4401) this.opts.onRefused?.(`the broker no longer accepts this worker's token (${reason.toString() || 'revoked or expired'}); start it with a new worker token`);
       if (code === 4409) this.opts.log('error', 'another worker connected with this worker id (the same work dir on two hosts?)');
       this.welcomed = false;
       this.stopHeartbeat();

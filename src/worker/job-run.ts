@@ -12,7 +12,7 @@ import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { BrokerClient } from '../client/api';
 import type { EventBody, JobAssignment, JobStatus, KernelRequest } from '../shared/protocol';
-import { findOutputs, uploadOutput } from './artifacts';
+import { findOutputs, hashFile, uploadOutput } from './artifacts';
 import type { BlobCache } from './blob-cache';
 import { confinedPath, confinedPathNoSymlinks } from './confine';
 import { inheritedEnv, jobEnv } from './job-env';
@@ -505,6 +505,10 @@ export class JobRun {
     const deadline = Date.now() + (this.ctx.uploadRetryMs?.() ?? 120_000);
     let next = 0;
     const results: (EventBody | undefined)[] = new Array(files.length);
+    // A file the job neither made nor changed is the renter's own input (a model.pt uploaded with
+    // the project): returning it would pass old weights off as the run's.
+    const inputs = new Map(spec.manifest.files.map((f) => [f.path, f]));
+    const unchanged: string[] = [];
     const worker = async () => {
       while (next < files.length) {
         // Cancelled while finishing: what is not uploaded yet stays on the worker.
@@ -512,6 +516,11 @@ export class JobRun {
         const i = next++;
         const f = files[i]!;
         try {
+          const input = inputs.get(f.path);
+          if (input && input.size === f.size && (await hashFile(f.abs)).sha256 === input.sha256) {
+            unchanged.push(f.path);
+            continue;
+          }
           const artifact = await uploadOutput(this.ctx.client, this.jobId, f, { deadline, signal: this.finishAbort.signal });
           results[i] = { type: 'artifact', artifact };
         } catch (err) {
@@ -523,6 +532,10 @@ export class JobRun {
     await Promise.all(Array.from({ length: Math.min(UPLOAD_CONCURRENCY, files.length) }, worker));
     // Emitted in path order whatever order the uploads finished in, so the log reads the same each time.
     for (const r of results) if (r) this.emit(r);
+    if (!results.some((r) => r?.type === 'artifact') && !this.finishAbort.signal.aborted) {
+      const same = unchanged.length ? `; unchanged from the upload, so not returned: ${unchanged.sort().slice(0, 10).join(', ')}${unchanged.length > 10 ? ', …' : ''}` : '';
+      this.emit({ type: 'notice', level: 'info', message: `the job produced no new or changed files matching its outputs (${spec.outputs.join(', ')})${same}`.slice(0, 10_000) });
+    }
   }
 }
 

@@ -82,6 +82,11 @@ export interface RunningWorker {
   readonly workerId: Promise<string>;
   /** cancels jobs, uploads what they wrote, closes */
   stop(): Promise<void>;
+  /**
+   * Resolves, with why, when the broker refuses this worker after it had been welcomed (its token
+   * revoked or expired): retrying will not help, so whoever runs it should stop it.
+   */
+  readonly refused: Promise<string>;
 }
 
 const DEFAULT_MAX_UNACKED_BYTES = 64 << 20;
@@ -102,7 +107,7 @@ interface JobEntry {
 export function startWorker(opts: WorkerOptions): RunningWorker {
   const w = new Worker(opts);
   w.start();
-  return { workerId: w.workerId, stop: () => w.stop() };
+  return { workerId: w.workerId, stop: () => w.stop(), refused: w.refused };
 }
 
 function defaultLog(level: LogLevel, msg: string, fields?: Record<string, unknown>): void {
@@ -113,6 +118,8 @@ function defaultLog(level: LogLevel, msg: string, fields?: Record<string, unknow
 
 class Worker {
   readonly workerId: Promise<string>;
+  readonly refused: Promise<string>;
+  private resolveRefused!: (why: string) => void;
   private resolveId!: (id: string) => void;
   private rejectId!: (err: Error) => void;
   private id: string | undefined;
@@ -157,6 +164,7 @@ class Worker {
     });
     // Nobody may be waiting for the id; a failed start must not become an unhandled rejection.
     this.workerId.catch(() => undefined);
+    this.refused = new Promise<string>((resolve) => (this.resolveRefused = resolve));
     this.client = new BrokerClient({ url: opts.brokerUrl, token: opts.token });
     this.blobs = new BlobCache(join(opts.workDir, 'blobs'), this.client, opts.maxCacheBytes);
     this.limits = {
@@ -223,6 +231,10 @@ class Worker {
       // Before any welcome, a refusal will not go away by retrying: say so to whoever waits on the id.
       onRefused: (why) => {
         if (!this.welcomedOnce) this.rejectId(new Error(why));
+        else {
+          this.log('error', `the broker refused this worker: ${why}`);
+          this.resolveRefused(why);
+        }
       },
     });
     this.conn.start();

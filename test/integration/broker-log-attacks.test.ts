@@ -263,6 +263,25 @@ describe('a lost worker and its leases (integration)', function () {
   });
 });
 
+describe('a worker whose token is revoked (integration)', function () {
+  this.timeout(60_000);
+  it('stops and says why instead of retrying forever', async () => {
+    const net = await startNet();
+    try {
+      const { token } = await net.admin.createToken('worker', 'to be revoked');
+      const wp = await startWorkerProc(net.broker.url, token, join(net.dir, 'worker'), ['--nvidia-smi', join(net.dir, 'none')]);
+      const exited = new Promise<number | null>((r) => wp.proc.once('exit', (code) => r(code)));
+      const id = (await net.admin.tokens()).find((t) => t.label === 'to be revoked')!.id;
+      await net.admin.revokeToken(id);
+      assert.equal(await exited, 1);
+      assert.match(wp.log(), /no longer accepts this worker's token/);
+    } finally {
+      await net.broker.close();
+      rmSync(net.dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('a lease runs its jobs one at a time (integration)', function () {
   this.timeout(120_000);
   it('queues the rest visibly and runs them in order, never two at once', async () => {

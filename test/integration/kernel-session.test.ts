@@ -107,12 +107,13 @@ describe('kernel sessions (integration)', function () {
   });
 
   it('streams a cell\'s output in order while it runs, and cells in the order they were sent', async () => {
-    const first = s.request({ type: 'execute', code: 'import time, sys\nfor i in range(5):\n    print(f"a{i}", flush=True)\n    time.sleep(0.2)' });
+    const first = s.request({ type: 'execute', code: 'import time, sys\nfor i in range(5):\n    print(f"a{i}", flush=True)\n    time.sleep(0.5)' });
     const r1 = await first;
     const r2 = await s.request({ type: 'execute', code: 'print("b0")\nprint("\\rprogress 50%", end="")\nprint("\\rprogress 100%")' });
     await waitFor('both replies', () => (s.kernelEvents(r2).some((e) => e.msgType === 'execute_reply') ? true : undefined), 60_000, 25);
     // While the first ran, its lines arrived one by one (more than one stream event).
-    assert.ok(s.kernelEvents(r1).filter((e) => e.msgType === 'stream').length > 1);
+    const pieces = s.kernelEvents(r1).filter((e) => e.msgType === 'stream').length;
+    assert.ok(pieces > 1, `the 5 lines came in ${pieces} stream message(s)`);
     assert.equal(text(s.kernelEvents(r1)), 'a0\na1\na2\na3\na4\n');
     assert.equal(text(s.kernelEvents(r2)), 'b0\n\rprogress 50%\rprogress 100%\n', 'carriage returns are kept for the editor to draw');
     const seqOf = (rid: string, t: string) => s.events.find((e) => e.body.type === 'kernel' && e.body.requestId === rid && e.body.msgType === t)!.seq;
