@@ -6,12 +6,11 @@ import { basename, dirname, join, resolve } from 'node:path';
 import type { BrokerClient } from '../client/api';
 import { kernelText } from '../shared/kernel-text';
 import { pullArtifacts } from '../client/pull';
-import { uploadWorkspace } from '../client/workspace';
+import { submitRun } from '../client/submit-run';
 import { isTerminal, RelPath, scalarTable, type Job, type JobEvent, type Lease, type ScalarPoint } from '../shared/protocol';
 import { clientFor, flag, globals, UsageError } from './context';
 import { ByteProgress, formatBytes, printJson, table } from './output';
 
-export const DEFAULT_OUTPUTS = ['**/*.pt', '**/*.pth', '**/*.safetensors', '**/*.ckpt', 'outputs/**'];
 
 export async function write(stream: NodeJS.WriteStream, data: string): Promise<void> {
   if (!stream.write(data)) await once(stream, 'drain');
@@ -112,17 +111,17 @@ export function registerJobCommands(program: Command): void {
       const progress = new ByteProgress('upload');
       let job: Job;
       try {
-        const manifest = await uploadWorkspace(client, root, { onProgress: (p) => p.phase === 'upload' && progress.update(p.doneBytes, p.totalBytes) });
-        progress.stop();
-        job = await client.submitJob({
-          leaseId,
+        ({ job } = await submitRun(client, {
+          root,
           entry: basename(abs),
+          leaseId,
           args,
           env,
-          outputs: o.outputs ?? DEFAULT_OUTPUTS,
+          ...(o.outputs ? { outputs: o.outputs } : {}),
           logdir,
-          manifest: { files: manifest.files },
-        });
+          onProgress: (p) => p.phase === 'upload' && progress.update(p.doneBytes, p.totalBytes),
+        }));
+        progress.stop();
       } catch (err) {
         progress.stop();
         await releaseOwn();
