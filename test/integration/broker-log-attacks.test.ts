@@ -5,13 +5,13 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import { join } from 'node:path';
 import { BrokerClient } from '../../src/client/api';
 import { startBroker, type RunningBroker } from '../../src/broker/server';
 import type { JobEvent } from '../../src/shared/protocol';
-import { hearth, REPO, startWorkerProc, stopProcess, waitFor as waitUntil, type WorkerProc } from './helpers';
+import { hearth, startWorkerProc, stopProcess, waitFor as waitUntil, type WorkerProc } from './helpers';
 import { finalStatus, follow, logOf, submit, type JobHost } from './in-process-jobs';
 import { ScriptedWorker } from './scripted-worker';
 
@@ -353,20 +353,18 @@ describe('a full disk under the broker (integration)', function () {
     }
     let net: Net | undefined;
     let wp: WorkerProc | undefined;
-    mkdirSync(join(REPO, '.test-tmp'), { recursive: true });
-    const signals = mkdtempSync(join(REPO, '.test-tmp', 'go-'));
     try {
       net = await startNet({ dataDir });
       const { token: workerToken } = await net.admin.createToken('worker', 'w');
       wp = await startWorkerProc(net.broker.url, workerToken, join(root, 'worker'), ['--nvidia-smi', join(root, 'none')]);
       const host: JobHost = { dir: root, client: net.admin };
-      // The job waits for the go file, so the disk is full before its output starts. It lives
-      // where the sandboxed job (another user, a private /tmp) can see it.
-      chmodSync(signals, 0o755);
-      const go = join(signals, 'go');
+      // The job waits for a go file in its own folder (the one place a sandboxed job surely sees:
+      // it runs as another user, with a private /tmp), so the disk is full before its output starts.
       const N = 80_000;
-      const script = `import os, time\nwhile not os.path.exists(${JSON.stringify(go)}): time.sleep(0.05)\nfor i in range(${N}):\n    print(f"line {i:06d} " + "y" * 80)\n`;
+      const script = `import os, time\nwhile not os.path.exists("go"): time.sleep(0.05)\nfor i in range(${N}):\n    print(f"line {i:06d} " + "y" * 80)\n`;
       const jobId = await submit(host, { 'flood.py': script }, { entry: 'flood.py' });
+      const go = join(root, 'worker', 'jobs', jobId, 'go');
+      await waitUntil('the job to start', async () => ((await net!.admin.job(jobId)).status === 'running' ? true : undefined));
       // Fill the broker's disk, leaving a little room, then let the job print.
       const filler = join(dataDir, 'filler');
       const free = Number(statfsSync(dataDir).bavail) * Number(statfsSync(dataDir).bsize);
@@ -400,7 +398,6 @@ describe('a full disk under the broker (integration)', function () {
       await net?.broker.close();
       spawnSync('umount', ['-l', dataDir]);
       rmSync(root, { recursive: true, force: true });
-      rmSync(signals, { recursive: true, force: true });
     }
   });
 });

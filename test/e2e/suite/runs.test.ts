@@ -7,6 +7,7 @@ import { CommandId } from '../../../src/extension/commands/command-ids';
 import type { HearthApi } from '../../../src/extension/main';
 import type { ArtifactItem, JobItem } from '../../../src/extension/views/run-tree';
 import { seriesKey } from '../../../src/shared/panel-protocol';
+import { kernelText } from '../../../src/shared/kernel-text';
 import { isTerminal, type Job, type Lease } from '../../../src/shared/protocol';
 import { command, hearth, waitFor, workspaceRoot } from './helpers';
 
@@ -19,7 +20,11 @@ const STEPS = 30;
 
 async function logOf(client: BrokerClient, jobId: string): Promise<string> {
   let text = '';
-  for await (const ev of client.events(jobId, { from: 0 })) if (ev.body.type === 'log') text += ev.body.data;
+  for await (const ev of client.events(jobId, { from: 0 })) {
+    if (ev.body.type === 'log') text += ev.body.data;
+    // a notebook run's cell outputs, as the CLI and the run panel show them
+    else if (ev.body.type === 'kernel') text += kernelText(ev.body)?.data ?? '';
+  }
   return text;
 }
 
