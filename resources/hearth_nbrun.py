@@ -106,7 +106,9 @@ class Runner:
         # ipykernel's native kernel: this very interpreter, whatever kernelspecs are installed.
         self.km = KernelManager(kernel_name="python3")
         self.km.kernel_cmd = [sys.executable, "-Xfrozen_modules=off", "-m", "ipykernel_launcher", "-f", "{connection_file}"]
-        self.km.start_kernel(cwd=os.path.dirname(os.path.abspath(self.nb_path)) or ".")
+        # The kernel process's own output (os.write(1, …), C libraries) goes to stderr, the job's
+        # log: stdout carries the events and must hold nothing else.
+        self.km.start_kernel(cwd=os.path.dirname(os.path.abspath(self.nb_path)) or ".", stdout=sys.stderr, stderr=sys.stderr)
         self.kc = self.km.client()
         self.kc.start_channels()
         self.kc.wait_for_ready(timeout=60)
@@ -125,7 +127,7 @@ class Runner:
         sys.stdout.flush()
 
     def run_cell(self, cell, rid):
-        """Executes one cell; returns (outputs, execution_count, error or None)."""
+        """Executes one cell; returns (outputs, execution_count, error or None, whether the kernel died)."""
         if self.events:
             self.emit(rid, "execute_request", {"code": source_of(cell)})
         msg_id = self.kc.execute(source_of(cell), store_history=True, allow_stdin=False, stop_on_error=False)
@@ -139,7 +141,7 @@ class Runner:
                 msg = self.kc.get_iopub_msg(timeout=1)
             except queue.Empty:
                 if not self.km.is_alive():
-                    return outputs, count, "the kernel died while the cell ran (out of memory, or os._exit)"
+                    return outputs, count, "the kernel died while the cell ran (out of memory, or os._exit)", True
                 if deadline and time.monotonic() > deadline:
                     self.km.interrupt_kernel()
                     deadline = None
@@ -190,7 +192,7 @@ class Runner:
                     sys.stderr.write("\n".join(c["traceback"]) + "\n")
                     sys.stderr.flush()
                 error = f"{c['ename']}: {c['evalue']}"
-        return outputs, count, error
+        return outputs, count, error, False
 
     def run(self):
         try:
@@ -215,13 +217,13 @@ class Runner:
                     continue
                 log(f"cell {i}/{len(code_cells)}")
                 rid = cell_id(index_of[id(cell)])
-                outputs, count, error = self.run_cell(cell, rid)
+                outputs, count, error, died = self.run_cell(cell, rid)
                 if self.events:
                     self.emit(rid, "execute_reply", {"status": "error" if error else "ok", "execution_count": count})
                 cell["outputs"] = outputs
                 cell["execution_count"] = count
                 save_notebook(nb, self.nb_path)
-                if error and "kernel died" in error:
+                if died:
                     log(error)
                     return 3
                 if error:

@@ -82,7 +82,10 @@ export class Broker {
     this.events = new EventLog(db, opts.maxJobEventBytes);
     this.accounts = new Accounts(db);
     // A lease runs one job at a time: when one ends, the next queued one goes to the worker.
-    this.events.onEnded = (job) => this.dispatchNext(job.lease_id);
+    this.events.onEnded = (job) => {
+      this.dispatchNext(job.lease_id);
+      this.releaseIfDone(job);
+    };
     // One job may not fill the broker's disk for everyone: past its cap it is stopped.
     this.events.onCapped = (job) => this.stopJob(job, 'its output passed the broker\'s limit');
   }
@@ -399,7 +402,18 @@ export class Broker {
     if (w?.stack && !(JSON.parse(w.stack) as PythonStack).kernels) {
       throw new HttpError(409, 'no_kernels', "this lease's worker cannot run kernels: its Python lacks ipykernel and jupyter_client");
     }
-    return this.submitJob(p, { leaseId: b.leaseId, kind: 'kernel', entry: KERNEL_ENTRY, idleMinutes: b.idleMinutes, args: [], env: b.env, outputs: b.outputs, logdir: b.logdir, manifest: b.manifest });
+    return this.submitJob(p, {
+      leaseId: b.leaseId,
+      kind: 'kernel',
+      entry: KERNEL_ENTRY,
+      idleMinutes: b.idleMinutes,
+      releaseLease: b.releaseLease,
+      args: [],
+      env: b.env,
+      outputs: b.outputs,
+      logdir: b.logdir,
+      manifest: b.manifest,
+    });
   }
 
   /**
@@ -417,6 +431,15 @@ export class Broker {
     if (body.type === 'execute') this.events.append(jobId, { type: 'kernel', requestId, msgType: 'execute_request', content: { code: body.code } });
     this.link.request(r.worker_id, jobId, { ...body, requestId });
     return { requestId };
+  }
+
+  /** A lease taken for one session ends with it, unless another job waits on it meanwhile. */
+  private releaseIfDone(job: JobRow): void {
+    if (!this.jobSpec(job.id).releaseLease) return;
+    const lease = this.db.prepare("SELECT * FROM leases WHERE id = ? AND status = 'active'").get(job.lease_id) as LeaseRow | undefined;
+    if (!lease) return;
+    const open = this.db.prepare("SELECT 1 FROM jobs WHERE lease_id = ? AND status IN ('queued', 'running') LIMIT 1").get(job.lease_id);
+    if (!open) this.endLease(lease, 'released', Date.now());
   }
 
   /**
@@ -506,6 +529,8 @@ export class Broker {
     const r = this.events.job(jobId);
     const w = r && (this.db.prepare('SELECT account_id FROM workers WHERE id = ?').get(r.worker_id) as { account_id: string } | undefined);
     if (!r || !w || w.account_id !== accountId) throw new HttpError(404, 'not_found', `no job ${jobId} for this worker`);
+    // A worker stores bytes under a renter's account only for a job it runs now.
+    if (isTerminal(r.status) || r.dispatched_at === null) throw new HttpError(409, 'job_not_open', `job ${jobId} is ${r.status}; nothing more is uploaded for it`);
     return r;
   }
 

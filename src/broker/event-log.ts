@@ -22,7 +22,7 @@ export type AppendResult =
   | { kind: 'capped'; seq: number };
 
 /** Events that are output, and so count against a job's cap (status, artifacts and notices never do). */
-const CAPPED = new Set<EventBody['type']>(['log', 'scalars', 'telemetry']);
+const CAPPED = new Set<EventBody['type']>(['log', 'scalars', 'telemetry', 'kernel']);
 
 export interface JobRow {
   id: string;

@@ -21,12 +21,16 @@ export async function write(stream: NodeJS.WriteStream, data: string): Promise<v
  * stderr which lease and at what price. `own` is true for a lease taken here, which the caller
  * releases when it is done with it (a renter never pays for an hour they did not ask for).
  */
-export async function pickLease(client: BrokerClient, leaseId: string | undefined): Promise<{ id: string; own: boolean; said: string }> {
-  const l = leaseId ? await client.lease(leaseId) : (await client.leases()).find((x) => x.status === 'active' && x.expiresAt - Date.now() > 60_000);
+export async function pickLease(client: BrokerClient, leaseId: string | undefined, what2: 'run' | 'kernel' = 'run'): Promise<{ id: string; own: boolean; said: string }> {
+  // A lease a kernel session holds is busy until the kernel stops: a run there would only wait.
+  const kernels = new Set((await client.jobs()).filter((j) => j.kind === 'kernel' && !isTerminal(j.status)).map((j) => j.leaseId));
+  const l = leaseId
+    ? await client.lease(leaseId)
+    : (await client.leases()).find((x) => x.status === 'active' && x.expiresAt - Date.now() > 60_000 && !kernels.has(x.id));
   const what = (x: Lease) => `${x.count}× ${x.gpuModel} on ${x.workerName} at ${x.pricePerHour} credits/h per device`;
   if (l) return { id: l.id, own: false, said: `hearth: on lease ${l.id} (${what(l)})\n` };
   const n = await client.createLease({ count: 1, hours: 1 });
-  return { id: n.id, own: true, said: `hearth: leased ${n.id} for this run (${what(n)}); it is released when the run ends\n` };
+  return { id: n.id, own: true, said: `hearth: leased ${n.id} for this ${what2} (${what(n)}); the broker releases it when the ${what2} ends\n` };
 }
 
 export function exitCodeOf(job: Job): number {
@@ -104,7 +108,8 @@ export function registerJobCommands(program: Command): void {
       const client = clientFor(cmd);
       const lease = await pickLease(client, o.lease);
       const leaseId = lease.id;
-      // A lease taken for this run ends with it (also when it fails or is interrupted).
+      // A lease taken for this run ends with it: the broker releases it when the run ends; here
+      // only when the run never got submitted.
       const releaseOwn = async () => {
         if (lease.own) await client.releaseLease(lease.id).catch((err: Error) => process.stderr.write(`hearth: could not release ${lease.id}: ${err.message}\n`));
       };
@@ -119,6 +124,7 @@ export function registerJobCommands(program: Command): void {
           env,
           ...(o.outputs ? { outputs: o.outputs } : {}),
           logdir,
+          releaseLease: lease.own,
           onProgress: (p) => p.phase === 'upload' && progress.update(p.doneBytes, p.totalBytes),
         }));
         progress.stop();
@@ -130,7 +136,6 @@ export function registerJobCommands(program: Command): void {
       // The job id, alone, is the first line on stderr: scripts read it from there.
       process.stderr.write(`${job.id}\n${lease.said}`);
       if (o.detach) {
-        if (lease.own) process.stderr.write(`hearth: ${lease.id} stays active for the detached run; \`hearth release ${lease.id}\` ends it\n`);
         if (g.json) printJson(job);
         else process.stdout.write(`${job.id}\n`);
         return;
@@ -159,8 +164,6 @@ export function registerJobCommands(program: Command): void {
         throw err;
       } finally {
         process.off('SIGINT', onInt);
-        // Detached by a second Ctrl-C, the run goes on: its lease stays.
-        if (!detach.signal.aborted) await releaseOwn();
       }
     });
 

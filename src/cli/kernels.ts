@@ -7,6 +7,7 @@ import { uploadWorkspace } from '../client/workspace';
 import { kernelText } from '../shared/kernel-text';
 import { Id } from '../shared/protocol';
 import { clientFor, flag, globals, NonNegative, UsageError } from './context';
+import { DEFAULT_OUTPUTS } from '../client/submit-run';
 import { pickLease, write } from './jobs';
 import { printJson } from './output';
 
@@ -21,14 +22,20 @@ export function registerKernelCommands(program: Command): void {
     .option('--lease <id>', 'lease to run on (default: an active one, or a new one)')
     .option('--dir <folder>', 'upload this folder as the kernel\'s working folder (default: none)')
     .option('--idle <minutes>', 'stop after this many minutes with no request (0: never)', '60')
-    .action(async (o: { lease?: string; dir?: string; idle: string }, cmd: Command) => {
+    .option('--outputs <glob>', 'files the kernel writes that come back when it stops (repeatable; default: weights and outputs/)', (v: string, acc: string[] = []) => [...acc, v])
+    .action(async (o: { lease?: string; dir?: string; idle: string; outputs?: string[] }, cmd: Command) => {
       const client = clientFor(cmd);
       const idleMinutes = flag('idle', NonNegative, o.idle);
-      const lease = await pickLease(client, o.lease);
-      const manifest = o.dir ? { files: (await uploadWorkspace(client, resolve(o.dir))).files } : { files: [] };
-      const session = await client.startKernel({ leaseId: lease.id, idleMinutes, manifest });
+      const lease = await pickLease(client, o.lease, 'kernel');
+      let session;
+      try {
+        const manifest = o.dir ? { files: (await uploadWorkspace(client, resolve(o.dir))).files } : { files: [] };
+        session = await client.startKernel({ leaseId: lease.id, idleMinutes, manifest, outputs: [...(o.outputs ?? DEFAULT_OUTPUTS)], releaseLease: lease.own });
+      } catch (err) {
+        if (lease.own) await client.releaseLease(lease.id).catch(() => undefined);
+        throw err;
+      }
       process.stderr.write(`${session.id}\n${lease.said}`);
-      if (lease.own) process.stderr.write(`hearth: the lease stays while the kernel runs; \`hearth release ${lease.id}\` ends both\n`);
       for await (const e of client.events(session.id, { follow: true })) {
         const b = e.body;
         if (b.type === 'kernel' && b.requestId === null && b.msgType === 'status' && b.content.execution_state === 'idle') break;
@@ -50,11 +57,19 @@ export function registerKernelCommands(program: Command): void {
       const client = clientFor(cmd);
       const from = (await client.job(id)).lastSeq;
       const { requestId } = await client.kernelRequest(id, { type: 'execute', code: source });
-      const onInt = () => void client.kernelRequest(id, { type: 'interrupt' }).catch(() => undefined);
+      // Ctrl-C interrupts the cell; a second one stops following (the cell goes on in the kernel).
+      const stopFollowing = new AbortController();
+      let interrupts = 0;
+      const onInt = () => {
+        if (++interrupts === 1) {
+          process.stderr.write('\nhearth: interrupting (Ctrl-C again to stop waiting)\n');
+          void client.kernelRequest(id, { type: 'interrupt' }).catch(() => undefined);
+        } else stopFollowing.abort();
+      };
       process.on('SIGINT', onInt);
       let status = 'ok';
       try {
-        for await (const e of client.events(id, { from, follow: true })) {
+        for await (const e of client.events(id, { from, follow: true, signal: stopFollowing.signal })) {
           const b = e.body;
           if (b.type === 'status' && ['succeeded', 'failed', 'cancelled', 'lost'].includes(b.status)) throw new Error(`the kernel session ended: ${b.reason ?? b.status}`);
           if (b.type !== 'kernel' || b.requestId !== requestId) continue;
@@ -62,10 +77,19 @@ export function registerKernelCommands(program: Command): void {
             status = String(b.content.status);
             break;
           }
-          if (b.msgType === 'input_request') throw new UsageError('the code asked for input, which `hearth kernel exec` cannot give (use the notebook editor)');
+          if (b.msgType === 'input_request') {
+            // Nobody can answer here: interrupt, or the kernel would wait for ever.
+            await client.kernelRequest(id, { type: 'interrupt' }).catch(() => undefined);
+            throw new UsageError('the code asked for input, which `hearth kernel exec` cannot give (use the notebook editor); it was interrupted');
+          }
           const t = kernelText(b);
           if (t) await write(t.stream === 'stdout' ? process.stdout : process.stderr, t.data);
         }
+      } catch (err) {
+        if (!stopFollowing.signal.aborted) throw err;
+        process.stderr.write(`hearth: stopped waiting; the cell may still run in ${id}\n`);
+        process.exitCode = 130;
+        return;
       } finally {
         process.off('SIGINT', onInt);
       }
@@ -82,16 +106,21 @@ export function registerKernelCommands(program: Command): void {
       .argument('<session>')
       .action(async (session: string, _o: unknown, cmd: Command) => {
         await clientFor(cmd).kernelRequest(flag('session', SessionId, session), { type: name });
+        process.stderr.write(`hearth: ${name === 'interrupt' ? 'interrupt sent' : 'restarting the kernel'}\n`);
       });
   }
 
   kernel
     .command('stop')
-    .description('shut the kernel down (its lease stays)')
+    .description('shut the kernel down; files it wrote that match its outputs come back (hearth pull); a lease taken for it ends with it')
     .argument('<session>')
     .action(async (session: string, _o: unknown, cmd: Command) => {
-      const job = await clientFor(cmd).cancelJob(flag('session', SessionId, session));
+      const client = clientFor(cmd);
+      const id = flag('session', SessionId, session);
+      if ((await client.job(id)).kind !== 'kernel') throw new UsageError(`${id} is a job, not a kernel session (hearth cancel stops jobs)`);
+      const job = await client.cancelJob(id);
       if (globals(cmd).json) printJson(job);
+      else process.stderr.write(`hearth: stopping ${id}\n`);
     });
 }
 

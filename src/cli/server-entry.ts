@@ -95,6 +95,12 @@ export async function runUp(o: WorkerSettings & { dataDir: string; port: number;
     log: verbose ? workerLog(true) : quietWorkerLog(),
   });
   local.worker = worker;
+  // Its token revoked (or expired) while up: the broker stays, the local worker stops and says how
+  // to get it back (a new start makes a new worker token), rather than retry for ever.
+  void worker.refused.then(async (why) => {
+    process.stderr.write(`hearth: the local worker stopped: ${why}. Restart \`hearth up\` to give it a new token.\n`);
+    await worker.stop();
+  });
   await worker.workerId;
   const dev = b.broker.offers().map((x) => `${x.total}× ${x.gpuModel}`).join(', ') || 'no devices';
   process.stdout.write(`Hearth is up at ${b.url}\n`);

@@ -18,6 +18,8 @@ export interface RunRequest {
   env?: Record<string, string>;
   outputs?: readonly string[];
   logdir?: string;
+  /** the lease was taken for this run: the broker releases it when the run ends */
+  releaseLease?: boolean;
   onProgress?: (p: UploadProgress) => void;
   signal?: AbortSignal;
 }
@@ -39,6 +41,7 @@ export async function submitRun(client: BrokerClient, r: RunRequest): Promise<Su
     env: r.env ?? {},
     outputs: [...(r.outputs ?? DEFAULT_OUTPUTS)],
     logdir: r.logdir ?? 'runs',
+    releaseLease: r.releaseLease ?? false,
     manifest: { files: manifest.files },
   });
   return { job, files: manifest.files.length, uploadedBlobs: manifest.uploadedBlobs, uploadedBytes: manifest.uploadedBytes };

@@ -193,6 +193,11 @@ export const JobSpec = z
     entry: RelPath,
     /** a kernel stops after this many minutes with no request and no running cell (0: never) */
     idleMinutes: z.number().min(0).max(7 * 24 * 60).default(60),
+    /**
+     * The lease was taken for this session alone: the broker releases it when the session ends (and
+     * nothing else waits on it), so a client that dies or detaches never leaves a paid lease behind.
+     */
+    releaseLease: z.boolean().default(false),
     args: z.array(z.string().max(10_000)).max(1000).default([]),
     env: z.record(EnvName, z.string().max(100_000)).default({}),
     /** globs, relative to the workspace root, of files uploaded as artifacts when the job ends */
@@ -216,6 +221,7 @@ export const StartKernelBody = z
     logdir: RelPath.default('runs'),
     outputs: z.array(z.string().min(1).max(1000)).max(100).default([]),
     idleMinutes: z.number().min(0).max(7 * 24 * 60).default(60),
+    releaseLease: z.boolean().default(false),
   })
   .strict();
 export type StartKernelBody = z.input<typeof StartKernelBody>;

@@ -237,6 +237,9 @@ export class JobRun {
     const user: JobUser | null = sandbox.kind === 'bwrap' ? (sandbox.user ?? null) : null;
     await rm(this.workspace, { recursive: true, force: true });
     await mkdir(this.workspace, { recursive: true });
+    // Whatever the worker's umask: bwrap (root without DAC override) must enter the folder it
+    // binds and chdirs into once it belongs to the job user.
+    await chmod(this.workspace, 0o755);
     await rm(this.home, { recursive: true, force: true });
     await mkdir(this.home, { recursive: true, mode: 0o700 });
     try {
@@ -516,7 +519,7 @@ export class JobRun {
         const i = next++;
         const f = files[i]!;
         try {
-          const input = inputs.get(f.path);
+          const input = f.path === spec.entry && isNotebook(spec.entry) ? undefined : inputs.get(f.path);
           if (input && input.size === f.size && (await hashFile(f.abs)).sha256 === input.sha256) {
             unchanged.push(f.path);
             continue;

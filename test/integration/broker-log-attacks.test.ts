@@ -172,6 +172,39 @@ describe('the broker against hostile workers (integration)', function () {
     assert.equal(logOf(mine, 'stdout'), 'after\n');
   });
 
+  it('a worker cannot upload blobs for a job that has ended', async () => {
+    const m = await malloryWithJob();
+    m.w.event(m.jobId, 1, { type: 'status', status: 'succeeded', exitCode: 0 });
+    await m.w.acked(m.jobId, 1);
+    const bytes = randomBytes(64);
+    const res = await fetch(`${net.broker.url}/v1/jobs/${m.jobId}/blobs/${sha(bytes)}`, {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${m.workerToken}`, 'content-type': 'application/octet-stream' },
+      body: bytes,
+    });
+    assert.equal(res.status, 409, await res.text());
+    assert.equal(net.broker.broker.blobSize(sha(bytes)), undefined);
+  });
+
+  it('an account cannot revoke the token it is using (an admin would lock itself out), and a revoked token ends the log it follows', async () => {
+    const mine = (await net.admin.tokens()).find((t) => t.kind === 'user')!;
+    await assert.rejects(net.admin.revokeToken(mine.id), /you are using/);
+    assert.equal((await net.admin.me()).name, 'admin');
+    const m = await malloryWithJob();
+    const second = new BrokerClient({ url: net.broker.url, token: (await m.user.createToken('user', 'follower')).token });
+    const seen: string[] = [];
+    const following = (async () => {
+      for await (const e of second.events(m.jobId, { follow: true })) if (e.body.type === 'log') seen.push(e.body.data);
+    })();
+    m.w.event(m.jobId, 1, { type: 'log', stream: 'stdout', data: 'before\n' });
+    await waitUntil('the first line', () => (seen.length === 1 ? true : undefined));
+    const id = (await m.user.tokens()).find((t) => t.label === 'follower')!.id;
+    await m.user.revokeToken(id);
+    m.w.event(m.jobId, 2, { type: 'log', stream: 'stdout', data: 'after\n' });
+    await assert.rejects(following, /revoked/);
+    assert.deepEqual(seen, ['before\n']);
+  });
+
   it('a worker cannot append events to a job that has ended', async () => {
     const m = await malloryWithJob();
     m.w.event(m.jobId, 1, { type: 'status', status: 'succeeded', exitCode: 0 });

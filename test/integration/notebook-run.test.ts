@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { hearth, Network, workspace } from './helpers';
+import { hearth, Network, waitFor, workspace } from './helpers';
 
 interface NbOutput {
   output_type: string;
@@ -123,6 +123,26 @@ describe('whole-notebook runs (integration)', function () {
     } finally {
       assert.equal((await hearth(['kernel', 'stop', id], net.env())).code, 0);
     }
+    // The lease it took for itself ends with it.
+    const leaseId = (await net.client().job(id)).leaseId;
+    await waitFor('the kernel\'s own lease to end', async () => ((await net.client().lease(leaseId)).status === 'released' ? true : undefined), 30_000);
+  });
+
+  it('raw writes to fd 1 go to the log, an error that mentions a dead kernel is just an error, and a re-run notebook comes back', async () => {
+    const ws = workspace({
+      'r.ipynb': notebook([code('import os\nos.write(1, b"raw-no-newline")'), code('raise RuntimeError("the kernel died, said my code")'), code('print("next cell ran")')]),
+    });
+    const r = await hearth(['run', join(ws, 'r.ipynb'), '--allow-errors'], net.env(), { cwd: ws });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout + r.stderr, /raw-no-newline/);
+    assert.match(r.stdout, /next cell ran/);
+    const job = r.stderr.split('\n')[0]!;
+    const dest = join(ws, 'back');
+    assert.equal((await hearth(['pull', job, '--dest', dest], net.env())).code, 0);
+    // Run the executed notebook again: it is unchanged from the upload only in name.
+    const again = await hearth(['run', join(dest, 'r.ipynb'), '--allow-errors'], net.env(), { cwd: dest });
+    assert.equal(again.code, 0, again.stderr);
+    assert.deepEqual((await net.client().artifacts(again.stderr.split('\n')[0]!)).map((a) => a.path), ['r.ipynb']);
   });
 
   it('a notebook that is not JSON fails with a clear reason', async () => {

@@ -5,7 +5,12 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { hearth, Network, workspace } from './helpers';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { BrokerClient } from '../../src/client/api';
+import { startBroker } from '../../src/broker/server';
+import { CLI, hearth, Network, stopProcess, waitForOutput, workspace } from './helpers';
 
 const sha = (s: string) => createHash('sha256').update(s).digest('hex');
 
@@ -38,7 +43,7 @@ describe('run hygiene (integration)', function () {
     const ws = workspace({ 'quick.py': 'print("quick")\n' });
     const r = await hearth(['run', join(ws, 'quick.py')], net.env());
     assert.equal(r.code, 0, r.stderr);
-    const m = /leased (lease_\w+) for this run \(1× .* at [\d.]+ credits\/h per device\); it is released when the run ends/.exec(r.stderr);
+    const m = /leased (lease_\w+) for this run \(1× .* at [\d.]+ credits\/h per device\); the broker releases it when the run ends/.exec(r.stderr);
     assert.ok(m, r.stderr);
     assert.equal((await client.lease(m[1]!)).status, 'released');
     assert.equal(r.stderr.split('\n')[0], (await client.jobs())[0]!.id, 'the job id stays the first line');
@@ -51,5 +56,30 @@ describe('run hygiene (integration)', function () {
     assert.equal(r.code, 2);
     assert.match(r.stderr, /runs Python scripts \(\.py\) and notebooks \(\.ipynb\); notes\.txt is neither/);
     assert.equal((await net.client().leases()).length, before);
+  });
+});
+
+describe('a worker started under umask 077 (integration)', function () {
+  this.timeout(120_000);
+  it('still runs jobs (their folder is made enterable for the sandbox)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hearth-umask-'));
+    const broker = await startBroker({ dataDir: join(dir, 'broker'), port: 0, heartbeatMs: 500 });
+    const admin = new BrokerClient({ url: broker.url, token: broker.adminToken! });
+    const { token } = await admin.createToken('worker', 'w');
+    const worker = spawn('/bin/sh', ['-c', 'umask 077; exec "$@"', 'sh', process.execPath, CLI, '--broker', broker.url, '--token', token, 'worker', '--work-dir', join(dir, 'worker'), '--nvidia-smi', join(dir, 'none')], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, HEARTH_TOKEN: '', HEARTH_BROKER_URL: '' },
+    });
+    try {
+      await waitForOutput(worker, /connected to the broker/);
+      const ws = workspace({ 'u.py': 'print("ran under umask 077")\n' });
+      const r = await hearth(['run', join(ws, 'u.py')], { HEARTH_BROKER_URL: broker.url, HEARTH_TOKEN: broker.adminToken!, HEARTH_DATA_DIR: join(dir, 'cli') });
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /ran under umask 077/);
+    } finally {
+      await stopProcess(worker);
+      await broker.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

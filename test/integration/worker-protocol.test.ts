@@ -154,7 +154,7 @@ function job(peer: ScriptedBroker, files: Record<string, string>, spec: Partial<
     leaseId: 'lse_scripted01',
     gpuIndices: [0],
     ackedWseq,
-    spec: { kind: 'job', idleMinutes: 60, args: [], env: {}, outputs: [], logdir: 'runs', ...spec, manifest: { files: manifest } },
+    spec: { kind: 'job', idleMinutes: 60, releaseLease: false, args: [], env: {}, outputs: [], logdir: 'runs', ...spec, manifest: { files: manifest } },
   };
 }
 

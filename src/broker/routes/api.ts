@@ -39,7 +39,12 @@ export function apiRoutes(app: FastifyInstance, broker: Broker, version: string)
   });
   // Own tokens only, an admin's too: the secrets are stored hashed, so there is nothing to read.
   app.get('/v1/tokens', user, async (req) => broker.accounts.list(principal(req).accountId));
-  app.delete('/v1/tokens/:id', user, async (req) => broker.accounts.revoke(principal(req).accountId, parse(IdParams, req.params, 'token id').id));
+  app.delete('/v1/tokens/:id', user, async (req) => {
+    const { id } = parse(IdParams, req.params, 'token id');
+    // Revoking the token this very request uses would lock its owner out (the admin's only one).
+    if (id === principal(req).tokenId) throw new HttpError(409, 'own_token', `${id} is the token you are using; revoke it with another of your tokens`);
+    return broker.accounts.revoke(principal(req).accountId, id);
+  })
 
   app.get('/v1/offers', user, async () => broker.offers());
 

@@ -20,7 +20,8 @@ export function eventRoutes(app: FastifyInstance, broker: Broker, shutdown: Abor
     const { id } = parse(Params, req.params, 'job id');
     const q = parse(Query, req.query, 'query');
     const follow = q.follow === '1' || q.follow === 'true';
-    broker.jobRow(principal(req), id); // 404 for a job of another account
+    const who = principal(req);
+    broker.jobRow(who, id); // 404 for a job of another account
 
     reply.hijack();
     const res = reply.raw;
@@ -58,6 +59,8 @@ export function eventRoutes(app: FastifyInstance, broker: Broker, shutdown: Abor
           res.write(JSON.stringify({ kind: 'stalled', message: stall }) + '\n');
         }
         await broker.events.waitFor(id, last, pingMs, signal);
+        // A token revoked or expired while following stops the stream it opened.
+        if (!broker.accounts.isValid(who.tokenId)) break;
         if (broker.events.job(id)!.last_seq <= last && !signal.aborted && broker.events.stalled(id) === (toldStall ?? undefined)) {
           res.write(JSON.stringify({ kind: 'ping', lastSeq: last }) + '\n');
         }
