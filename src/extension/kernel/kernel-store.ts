@@ -7,8 +7,8 @@ export interface StoredKernel {
   /** the seq of the last event whose effect is in the cells */
   appliedSeq: number;
   /**
-   * where a reattach reads the log from: the execute_request of the oldest request that had not
-   * ended at appliedSeq (every request with news after appliedSeq starts at or after it)
+   * where a reattach reads the log from (exclusive): just before the execute_request of the oldest
+   * request that had not ended at appliedSeq (every request with news after appliedSeq starts after it)
    */
   fromSeq: number;
   /** request id → the cell it runs (index, and the code the broker logs with it) */

@@ -242,7 +242,7 @@ export class NotebookKernel implements vscode.Disposable {
     }
     if (!run) {
       const mapped = this.stored.requests[b.requestId];
-      if (mapped && b.msgType === 'execute_request') run = this.reattach(b.requestId, mapped, String(b.content.code ?? ''));
+      if (mapped) run = this.reattach(b.requestId, mapped, b.msgType === 'execute_request' ? String(b.content.code ?? '') : mapped.code);
       else if (this.posting > 0 && seq > this.stored.appliedSeq) {
         const list = this.orphans.get(b.requestId) ?? [];
         list.push(b);
@@ -372,6 +372,8 @@ export class NotebookKernel implements vscode.Disposable {
   private startRun(run: CellRun, ts: number): void {
     if (run.started) return;
     run.started = true;
+    // the kernel reports busy per request; the notebook is busy while one of its cells runs
+    if (this.stateValue === 'idle') this.setState('busy');
     run.execution.start(ts);
     // a rerun starts clean; a reattached run is rebuilt from its first message
     void run.execution.clearOutput();
@@ -465,7 +467,8 @@ export class NotebookKernel implements vscode.Disposable {
     const open = [...this.runs.values()].flatMap((r) => (r.firstSeq !== undefined ? [r.firstSeq] : []));
     // A request sent but not yet seen in the log starts after lastSeq.
     this.stored.appliedSeq = this.lastSeq;
-    this.stored.fromSeq = Math.min(this.lastSeq, ...open);
+    // events(from) yields what comes after `from`: start just before the oldest open request
+    this.stored.fromSeq = Math.max(0, Math.min(this.lastSeq, ...open.map((q) => q - 1)));
     await this.deps.store.set(this.notebook.uri, { ...this.stored, requests: { ...this.stored.requests } });
   }
 
