@@ -235,6 +235,8 @@ describe('Hearth in VS Code (UI)', function () {
     await screenshot(page, '12b-notebook-hearth-kernels');
     await pickQuickItem(page, 'Hearth: NVIDIA H100');
     await screenshot(page, '13-notebook-kernel-picked');
+    // Run All is offered while the notebook has the focus (the picker took it): click the cell
+    await page.locator(sel.notebookCellCode).filter({ hasText: 'import time' }).first().click();
     await runCommand(page, 'Notebook: Run All');
     await waitForNotebookText(page, 'slow line 05', 90_000);
     const session = (await client.jobs()).find((j) => j.kind === 'kernel' && !isTerminal(j.status));

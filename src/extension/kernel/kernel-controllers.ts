@@ -1,12 +1,13 @@
 import * as vscode from 'vscode';
-import type { Lease } from '../../shared/protocol';
+import { uploadWorkspace } from '../../client/workspace';
+import type { Lease, StartKernelBody } from '../../shared/protocol';
 import { isTerminal } from '../../shared/protocol';
 import { CommandId } from '../commands/command-ids';
 import { leaseGpu } from '../commands/lease-commands';
 import type { HearthServices } from '../hearth-services';
 import type { BrokerSnapshot } from '../services/broker-state';
 import { errorMessage } from '../services/errors';
-import { formatCredits, formatDuration, msLeft } from '../views/format';
+import { formatBytes, formatCredits, formatDuration, msLeft } from '../views/format';
 import { KernelStore } from './kernel-store';
 import { NotebookKernel, type KernelState } from './notebook-kernel';
 
@@ -32,6 +33,7 @@ export class HearthNotebooks implements vscode.Disposable {
   private readonly store: KernelStore;
   private readonly statusItem = vscode.window.createStatusBarItem('hearth.kernel', vscode.StatusBarAlignment.Left, 49);
   private readonly subs: vscode.Disposable[] = [];
+  private disposing = false;
   private readonly stateEmitter = new vscode.EventEmitter<void>();
   readonly onDidChange = this.stateEmitter.event;
 
@@ -90,7 +92,12 @@ export class HearthNotebooks implements vscode.Disposable {
         controller.interruptHandler = (notebook) => this.kernel(notebook.uri)?.interrupt().catch((err: unknown) => this.report('interrupting', err));
         const sub = controller.onDidChangeSelectedNotebooks(({ notebook, selected }) => {
           if (selected) void this.attachStored(notebook, lease.id);
-          else if (this.kernel(notebook.uri)?.lease.id === lease.id) this.detach(notebook.uri);
+          else if (this.kernel(notebook.uri)?.lease.id === lease.id) {
+            this.detach(notebook.uri);
+            // Picked another kernel: do not pull the notebook back to this one. The session
+            // keeps running on the broker until its idle time stops it.
+            if (!this.disposing) void this.store.set(notebook.uri, undefined);
+          }
         });
         c = { controller, lease, sub };
         this.controllers.set(lease.id, c);
@@ -124,7 +131,32 @@ export class HearthNotebooks implements vscode.Disposable {
   }
 
   private deps() {
-    return { getClient: () => this.s.getClient(), store: this.store, log: this.s.log, lineLimit: () => this.lineLimit() };
+    return {
+      getClient: () => this.s.getClient(),
+      store: this.store,
+      log: this.s.log,
+      lineLimit: () => this.lineLimit(),
+      sessionBody: (nb: vscode.NotebookDocument) => this.sessionBody(nb),
+    };
+  }
+
+  /**
+   * A kernel starts in the notebook's workspace folder, uploaded as Run Current File uploads it,
+   * so that the cells read the files beside them; its outputs and TensorBoard folder are the
+   * settings' (the kernel panel charts them).
+   */
+  private async sessionBody(nb: vscode.NotebookDocument): Promise<Omit<StartKernelBody, 'leaseId'>> {
+    const cfg = this.s.config.current;
+    const base = { outputs: [...cfg.outputs], logdir: cfg.logdir };
+    const folder = nb.uri.scheme === 'file' ? vscode.workspace.getWorkspaceFolder(nb.uri) : undefined;
+    if (!folder) return base;
+    const client = await this.s.getClient();
+    const manifest = await vscode.window.withProgress(
+      { location: vscode.ProgressLocation.Window, title: `Hearth: uploading ${folder.name} for the kernel` },
+      () => uploadWorkspace(client, folder.uri.fsPath),
+    );
+    this.s.log.info(`uploaded ${manifest.uploadedBlobs} new blobs (${formatBytes(manifest.uploadedBytes)}) of ${manifest.files.length} files from ${folder.uri.fsPath} for a kernel`);
+    return { ...base, manifest: { files: manifest.files } };
   }
 
   /** Reattaches a notebook to its stored session on this lease, if it has one that still runs. */
@@ -294,6 +326,7 @@ export class HearthNotebooks implements vscode.Disposable {
   }
 
   dispose(): void {
+    this.disposing = true;
     // Stop following; every kernel keeps running on the broker for the next window.
     for (const k of this.kernels.values()) k.dispose();
     this.kernels.clear();

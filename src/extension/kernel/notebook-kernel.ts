@@ -1,6 +1,6 @@
 import * as vscode from 'vscode';
 import { BrokerError, type BrokerClient } from '../../client/api';
-import type { JobEvent, Lease } from '../../shared/protocol';
+import type { JobEvent, Lease, StartKernelBody } from '../../shared/protocol';
 import { errorMessage, isAbort } from '../services/errors';
 import { CellOutputs } from './cell-outputs';
 import type { KernelStore, StoredKernel } from './kernel-store';
@@ -14,6 +14,8 @@ export interface NotebookKernelDeps {
   store: KernelStore;
   log: vscode.LogOutputChannel;
   lineLimit(): number;
+  /** what a new session starts with: the notebook's workspace folder (uploaded), outputs, logdir */
+  sessionBody(notebook: vscode.NotebookDocument): Promise<Omit<StartKernelBody, 'leaseId'>>;
 }
 
 /** One cell's request: its execution in the editor and the outputs built from its messages. */
@@ -31,8 +33,9 @@ interface CellRun {
   inputCancel?: vscode.CancellationTokenSource;
 }
 
-// An input_request replayed from the log was answered if more of its request follows at once;
-// one still waiting has nothing after it, so ask only after this quiet time.
+// An input_request replayed from the log was answered if its reply follows at once; ask only
+// after this quiet time. (A cell still running after an answered input() may ask again on a
+// reattach: the log does not record input replies.)
 const INPUT_QUIET_MS = 300;
 const FLUSH_MS = 50;
 const SAVE_MS = 500;
@@ -115,7 +118,7 @@ export class NotebookKernel implements vscode.Disposable {
         execution = this.controller.createNotebookCellExecution(cell);
       } catch (err) {
         // the cell is already running or queued
-        this.deps.log.warn(`cell ${cell.index}: ${errorMessage(err)}`);
+        this.deps.log.warn(`cell ${cell.index} not run: ${errorMessage(err)}`);
         continue;
       }
       const run: CellRun = { cell, execution, outputs: new CellOutputs(this.deps.lineLimit()), requestId: undefined, firstSeq: undefined, started: false, ended: false, dirty: false };
@@ -167,7 +170,7 @@ export class NotebookKernel implements vscode.Disposable {
   private async open(): Promise<void> {
     try {
       const client = await this.deps.getClient();
-      const job = await client.startKernel({ leaseId: this.lease.id });
+      const job = await client.startKernel({ ...(await this.deps.sessionBody(this.notebook)), leaseId: this.lease.id });
       this.stored.sessionId = job.id;
       this.deps.log.info(`kernel session ${job.id} on lease ${this.lease.id} for ${this.notebook.uri.toString()}`);
       await this.save();
@@ -278,7 +281,9 @@ export class NotebookKernel implements vscode.Disposable {
 
   private apply(run: CellRun, b: KernelBody, ts: number, seq: number): void {
     if (run.ended) return;
-    this.cancelInputPrompt(run);
+    // The prompt stays up for anything but a new prompt or the reply: iopub messages printed
+    // before input() may reach the log after its input_request (another channel).
+    if (b.msgType === 'input_request' || b.msgType === 'execute_reply') this.cancelInputPrompt(run);
     const c = b.content;
     switch (b.msgType) {
       case 'execute_request':
@@ -303,9 +308,12 @@ export class NotebookKernel implements vscode.Disposable {
         this.startRun(run, ts);
         if (typeof c.execution_count === 'number') run.execution.executionOrder = c.execution_count;
         const status = String(c.status);
+        this.deps.log.info(`request ${run.requestId ?? '?'} (cell ${run.cell.index}): ${status}, execution count ${String(c.execution_count)}`);
         if (status === 'aborted' && !run.outputs.hasError()) {
           run.outputs.addNote('Aborted', 'Not run: an earlier cell failed, was interrupted, or the kernel died, so the kernel dropped the cells queued after it.');
         }
+        // The bridge logs nothing of a request after its reply (it forgets the request then), so
+        // the reply ends the cell; Jupyter's own clients would wait for the idle status.
         this.end(run, status === 'ok', ts);
         return;
       }
@@ -353,6 +361,7 @@ export class NotebookKernel implements vscode.Disposable {
           const { requestId } = await client.kernelRequest(this.stored.sessionId, { type: 'execute', code });
           run.requestId = requestId;
           this.runs.set(requestId, run);
+          this.deps.log.info(`cell ${run.cell.index} of ${basename(this.notebook.uri)}: request ${requestId}${this.orphans.has(requestId) ? ` (${this.orphans.get(requestId)!.length} events already in)` : ''}`);
           this.stored.requests[requestId] = { index: run.cell.index, code };
           for (const b of this.orphans.get(requestId) ?? []) this.apply(run, b, Date.now(), 0);
           this.orphans.delete(requestId);
