@@ -216,6 +216,8 @@ describe('Hearth in VS Code (UI)', function () {
 
   // slow-lines.ipynb prints 60 numbered lines over ~15 s on the Hearth kernel; the window is
   // reloaded while the cell runs, and the cell must end with every line exactly once, in order.
+  // (It sleeps after its last line: resources/hearth_kernel.py drops a request's output that it
+  // reads after the request's execute_reply, a bug of the bridge reported with issue 7.)
   it('runs a notebook cell on the Hearth kernel and finishes it after a window reload, every line once', async function () {
     this.timeout(240_000);
     // the lease of the earlier test, or one of its own when it runs alone (--grep)
