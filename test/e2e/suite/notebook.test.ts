@@ -20,7 +20,8 @@ const STDERR = 'application/vnd.code.notebook.stderr';
 const ERROR = 'application/vnd.code.notebook.error';
 
 const CELLS = [
-  /* 0 */ 'import sys\nfor i in range(3):\n    print(f"line {i}", flush=True)\nprint("to stderr", file=sys.stderr)',
+  // (ends with a sleep so that its last line is not read after the reply: see the top note)
+  /* 0 */ 'import sys, time\nfor i in range(3):\n    print(f"line {i}", flush=True)\nprint("to stderr", file=sys.stderr, flush=True)\ntime.sleep(0.3)',
   /* 1 */ 'x = 6\nprint(x * 7)',
   /* 2 */ 'import matplotlib.pyplot as plt\nplt.plot([1, 3, 2])\nplt.show()',
   /* 3 */ 'def f():\n    raise ValueError("bad value")\nf()',
@@ -241,6 +242,18 @@ export function defineNotebookTests(): void {
       await command(api, CommandId.shutDownKernel, nb.uri);
       assert.equal(api.notebooks.kernel(nb.uri), undefined);
       await waitFor('the session to end', async () => ((await client.job(id)).status === 'cancelled' ? true : undefined));
+    });
+
+    it('a session ended elsewhere (lease over, idle, another client) is forgotten; the next cell starts a new one', async function () {
+      this.timeout(180_000);
+      await run(1);
+      const first = api.notebooks.kernel(nb.uri)!.sessionId;
+      await client.cancelJob(first);
+      await waitFor('the notebook to forget the ended session', () => (api.notebooks.kernel(nb.uri) === undefined ? true : undefined));
+      await run(1);
+      const second = api.notebooks.kernel(nb.uri)?.sessionId;
+      assert.ok(second && second !== first, 'a new session');
+      await command(api, CommandId.shutDownKernel, nb.uri);
       await vscode.commands.executeCommand('workbench.action.closeAllEditors');
     });
   });
