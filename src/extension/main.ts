@@ -7,6 +7,9 @@ import { RUN_LOG_SCHEME, RunLogDocuments } from './commands/run-log-document';
 import { runCommandHandlers, RunWatcher } from './commands/run-commands';
 import { viewCommandHandlers } from './commands/view-commands';
 import type { HearthServices } from './hearth-services';
+import { kernelCommandHandlers } from './kernel/kernel-commands';
+import { HearthNotebooks, leaseControllerId, NEW_LEASE_CONTROLLER_ID } from './kernel/kernel-controllers';
+import type { KernelState } from './kernel/notebook-kernel';
 import { RunPanel, type RunPanelDeps } from './panels/run-panel';
 import { BrokerConnection } from './services/broker-connection';
 import { BrokerState, type BrokerSnapshot } from './services/broker-state';
@@ -32,6 +35,14 @@ export interface HearthApi {
   statusBar(): { text: string | undefined; warnedLeaseIds: string[] };
   /** the error of the last command that failed (commands report errors and return undefined) */
   lastCommandError(): { command: string; message: string } | undefined;
+  /** the notebook kernels: controller ids and the kernel of a notebook */
+  readonly notebooks: {
+    newLeaseControllerId: string;
+    controllerId(leaseId: string): string;
+    controllerIds(): string[];
+    kernel(uri: vscode.Uri): { sessionId: string; leaseId: string; state: KernelState } | undefined;
+    statusText(): string | undefined;
+  };
 }
 
 const JOB_FOLDERS = 'hearth.jobFolders';
@@ -48,6 +59,11 @@ const COMMAND_TITLES: Record<string, string> = {
   [CommandId.connect]: 'connecting',
   [CommandId.signOut]: 'signing out',
   [CommandId.startLocalNetwork]: 'starting the local network',
+  [CommandId.restartKernel]: 'restarting the kernel',
+  [CommandId.restartKernelAndRunAll]: 'restarting the kernel',
+  [CommandId.openKernelPanel]: 'opening the kernel panel',
+  [CommandId.showKernelLog]: 'showing the kernel log',
+  [CommandId.shutDownKernel]: 'shutting down the kernel',
 };
 
 export async function activate(context: vscode.ExtensionContext): Promise<HearthApi> {
@@ -113,7 +129,8 @@ function build(context: vscode.ExtensionContext, log: vscode.LogOutputChannel): 
   const watcher = new RunWatcher(services);
   subs.push(logDocs, watcher, vscode.workspace.registerTextDocumentContentProvider(RUN_LOG_SCHEME, logDocs));
   const statusBar = new LeaseStatusBar(state, log);
-  subs.push(statusBar);
+  const notebooks = new HearthNotebooks(services);
+  subs.push(statusBar, notebooks);
 
   let lastError: { command: string; message: string } | undefined;
   const handlers = {
@@ -121,6 +138,7 @@ function build(context: vscode.ExtensionContext, log: vscode.LogOutputChannel): 
     ...leaseCommandHandlers(services),
     ...connectionCommandHandlers(services),
     ...viewCommandHandlers(services),
+    ...kernelCommandHandlers(services, notebooks),
   };
   for (const [id, handler] of Object.entries(handlers)) {
     subs.push(
@@ -160,9 +178,20 @@ function build(context: vscode.ExtensionContext, log: vscode.LogOutputChannel): 
     runTree,
     statusBar: () => ({ text: statusBar.text, warnedLeaseIds: statusBar.warnedLeaseIds }),
     lastCommandError: () => lastError,
+    notebooks: {
+      newLeaseControllerId: NEW_LEASE_CONTROLLER_ID,
+      controllerId: leaseControllerId,
+      controllerIds: () => notebooks.controllerIds(),
+      kernel: (uri) => {
+        const k = notebooks.kernel(uri);
+        return k && { sessionId: k.sessionId, leaseId: k.lease.id, state: k.state };
+      },
+      statusText: () => notebooks.statusText,
+    },
   };
 }
 
 export function deactivate(): void {
-  // Everything is in context.subscriptions; VS Code disposes it.
+  // Everything is in context.subscriptions; VS Code disposes it. Kernel sessions are left
+  // running on purpose: a reload or a new window reattaches to them.
 }

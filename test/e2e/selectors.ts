@@ -30,5 +30,9 @@ export const sel = {
   /** a webview's content sits two frames deep */
   webviewOuter: 'iframe.webview.ready',
   webviewInner: 'iframe#active-frame',
+  /** the notebook toolbar's kernel picker ("Select Kernel", or the kernel's name once picked) */
+  notebookKernelButton: '.notebook-toolbar-container .kernel-action-view-item',
+  /** the code lines of a notebook's cells */
+  notebookCellCode: '.notebook-editor .cell-editor-container .view-line',
   statusBarItem: (text: string) => `.part.statusbar .statusbar-item:has-text("${text}")`,
 } as const;

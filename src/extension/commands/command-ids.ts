@@ -15,6 +15,11 @@ export const CommandId = {
   filterGpus: 'hearth.filterGpus',
   sortGpus: 'hearth.sortGpus',
   clearFilter: 'hearth.clearFilter',
+  restartKernel: 'hearth.restartKernel',
+  restartKernelAndRunAll: 'hearth.restartKernelAndRunAll',
+  openKernelPanel: 'hearth.openKernelPanel',
+  showKernelLog: 'hearth.showKernelLog',
+  shutDownKernel: 'hearth.shutDownKernel',
 } as const;
 export type CommandId = (typeof CommandId)[keyof typeof CommandId];
 

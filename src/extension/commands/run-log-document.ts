@@ -43,6 +43,9 @@ export class RunLogDocuments implements vscode.TextDocumentContentProvider, vsco
       for await (const ev of client.events(jobId, { from: 0, follow: false, signal: ac.signal })) {
         const b = ev.body;
         if (b.type === 'log') out += b.data;
+        // A kernel session's log: what its cells printed, whole (a cell shows only its last lines).
+        else if (b.type === 'kernel' && b.msgType === 'stream') out += String(b.content.text ?? '');
+        else if (b.type === 'kernel' && b.msgType === 'error' && Array.isArray(b.content.traceback)) out += `${b.content.traceback.map(String).join('\n')}\n`;
         else if (b.type === 'notice') out += `\n[hearth ${b.level}] ${b.message}\n`;
         else if (b.type === 'status') status = b.status;
       }

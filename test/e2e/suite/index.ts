@@ -6,6 +6,7 @@ import Mocha from 'mocha';
 import { defineCommandTests } from './commands.test';
 import { defineConnectionTests } from './connection.test';
 import { defineGpuTests } from './gpus.test';
+import { defineNotebookTests } from './notebook.test';
 import { defineRunTests } from './runs.test';
 
 export async function run(): Promise<void> {
@@ -16,6 +17,7 @@ export async function run(): Promise<void> {
   defineCommandTests();
   defineGpuTests();
   defineRunTests();
+  defineNotebookTests();
   // last: it signs out and back in
   defineConnectionTests();
   const failures = await new Promise<number>((resolve) => mocha.run(resolve));
