@@ -1,6 +1,6 @@
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { uploadWorkspace } from '../../client/workspace';
+import { submitRun } from '../../client/submit-run';
 import { PullConflictError, pullArtifacts, type PulledFile } from '../../client/pull';
 import { isTerminal, type Job } from '../../shared/protocol';
 import type { HearthServices } from '../hearth-services';
@@ -9,6 +9,8 @@ import { formatBytes } from '../views/format';
 import { jobIdOf, pickJob, pickLease } from './args';
 import { CommandId } from './command-ids';
 import { runLogUri } from './run-log-document';
+import { DEFAULT_LINE_LIMIT } from '../kernel/kernel-controllers';
+import { mirrorNotebookRun } from './notebook-run-mirror';
 
 /** Options of Run Current File for callers that know them (tests, other extensions). */
 export interface RunOptions {
@@ -74,14 +76,24 @@ export async function runCurrentFile(s: HearthServices, uriArg?: unknown, optsAr
   const root = folder.uri.fsPath;
   const entry = path.relative(root, uri.fsPath).split(path.sep).join('/');
 
-  const files = await vscode.window.withProgress(
+  // A notebook runs as a notebook: every cell in order on a fresh kernel, magics and all, and the
+  // executed notebook comes back as an artifact at its own path. Submitted as the CLI does.
+  const cfg = s.config.current;
+  const { job } = await vscode.window.withProgress(
     { location: vscode.ProgressLocation.Notification, title: `Hearth: uploading ${folder.name}`, cancellable: true },
     async (progress, token) => {
       const ac = new AbortController();
       const sub = token.onCancellationRequested(() => ac.abort());
       let lastPct = 0;
       try {
-        const manifest = await uploadWorkspace(client, root, {
+        const run = await submitRun(client, {
+          root,
+          entry,
+          leaseId,
+          args: opts.args ?? [],
+          env: opts.env ?? {},
+          outputs: cfg.outputs,
+          logdir: cfg.logdir,
           signal: ac.signal,
           onProgress: (p) => {
             if (p.phase === 'scan') return progress.report({ message: 'hashing files…' });
@@ -90,27 +102,19 @@ export async function runCurrentFile(s: HearthServices, uriArg?: unknown, optsAr
             lastPct = pct;
           },
         });
-        s.log.info(`uploaded ${manifest.uploadedBlobs} new blobs (${formatBytes(manifest.uploadedBytes)}) of ${manifest.files.length} files from ${root}`);
-        return manifest.files;
+        s.log.info(`uploaded ${run.uploadedBlobs} new blobs (${formatBytes(run.uploadedBytes)}) of ${run.files} files from ${root}`);
+        return run;
       } finally {
         sub.dispose();
       }
     },
   );
-
-  // A notebook runs as a notebook: every cell in order on a fresh kernel, magics and all, and the
-  // executed notebook comes back as an artifact at its own path.
-  const cfg = s.config.current;
-  const job = await client.submitJob({
-    leaseId,
-    entry,
-    args: opts.args ?? [],
-    env: opts.env ?? {},
-    outputs: [...cfg.outputs],
-    logdir: cfg.logdir,
-    manifest: { files },
-  });
   s.log.info(`submitted ${job.id}: ${entry} on lease ${leaseId}`);
+  // The notebook open in the editor shows each cell's outputs as the run produces them.
+  if (/\.ipynb$/i.test(entry) && vscode.workspace.notebookDocuments.some((d) => d.uri.toString() === uri.toString())) {
+    const limit = vscode.workspace.getConfiguration('hearth').get<number>('outputLineLimit', DEFAULT_LINE_LIMIT);
+    s.context.subscriptions.push(mirrorNotebookRun(client, job.id, uri, limit, (err) => s.log.warn(`notebook run ${job.id}: cannot show its outputs in the notebook: ${err.message}`)));
+  }
   await s.rememberJobFolder(job.id, folder.uri);
   void s.state.refresh();
   if (!opts.noPanel) s.openPanel(job.id);

@@ -14,7 +14,7 @@ import { NotebookKernel, type KernelState } from './notebook-kernel';
 const NOTEBOOK_TYPE = 'jupyter-notebook';
 const LEASE_PREFIX = 'hearth-lease-';
 export const NEW_LEASE_CONTROLLER_ID = 'hearth-new-lease';
-const DEFAULT_LINE_LIMIT = 5000;
+export const DEFAULT_LINE_LIMIT = 5000;
 
 export function leaseControllerId(leaseId: string): string {
   return `${LEASE_PREFIX}${leaseId}`;

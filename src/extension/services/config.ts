@@ -1,7 +1,7 @@
 import * as vscode from 'vscode';
+import { DEFAULT_OUTPUTS } from '../../client/submit-run';
 
 export const DEFAULT_BROKER_URL = 'http://127.0.0.1:7777';
-export const DEFAULT_OUTPUTS = ['**/*.pt', '**/*.pth', '**/*.safetensors', '**/*.ckpt', 'outputs/**'];
 
 export interface HearthConfig {
   readonly brokerUrl: string;

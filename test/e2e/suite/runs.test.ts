@@ -169,11 +169,18 @@ export function defineRunTests(): void {
           ],
         }),
       );
+      // Open in the editor, the notebook shows each cell's outputs as the run produces them.
+      const doc = await vscode.workspace.openNotebookDocument(nb);
+      await vscode.window.showNotebookDocument(doc);
       const id = await command<string | undefined>(api, CommandId.runCurrentFile, nb, { leaseId: lease.id, noPanel: true });
       assert.ok(id);
       const end = await terminal(client, id);
       assert.equal(end.status, 'succeeded', end.reason ?? '');
       assert.equal(end.entry, 'hello.ipynb');
+      const printed = () => doc.cellAt(2).outputs.flatMap((o) => o.items.map((i) => new TextDecoder().decode(i.data))).join('');
+      await waitFor('the run\'s outputs in the open notebook', () => (printed().includes('notebook says 42') ? true : undefined), 30_000);
+      assert.equal(doc.cellAt(2).executionSummary?.executionOrder, 2);
+      await vscode.commands.executeCommand('workbench.action.revertAndCloseActiveEditor');
       assert.match(await logOf(client, id), /notebook says 42/);
       assert.ok((await client.artifacts(id)).some((a) => a.path === 'hello.ipynb'), 'the executed notebook is an artifact');
     });
