@@ -100,14 +100,18 @@ class Session:
         with self.lock:
             return self.pending.get(msg.get("parent_header", {}).get("msg_id"))
 
-    def pump_iopub(self, kc, gen):
+    def messages(self, get, gen):
+        """A channel's messages while this kernel (generation) is the current one."""
         while self.current(gen):
             try:
-                msg = kc.get_iopub_msg(timeout=0.5)
+                yield get(timeout=0.5)
             except queue.Empty:
                 continue
             except BaseException:  # channels closed by a restart (CancelledError is no Exception)
                 return
+
+    def pump_iopub(self, kc, gen):
+        for msg in self.messages(kc.get_iopub_msg, gen):
             t = msg["msg_type"]
             rid = self.request_of(msg)
             if t == "status":
@@ -123,13 +127,7 @@ class Session:
                 send(rid, t, msg["content"])
 
     def pump_shell(self, kc, gen):
-        while self.current(gen):
-            try:
-                msg = kc.get_shell_msg(timeout=0.5)
-            except queue.Empty:
-                continue
-            except BaseException:  # channels closed by a restart (CancelledError is no Exception)
-                return
+        for msg in self.messages(kc.get_shell_msg, gen):
             if msg["msg_type"] != "execute_reply":
                 continue
             mid = msg.get("parent_header", {}).get("msg_id")
@@ -154,13 +152,7 @@ class Session:
             send(rid, "execute_reply", part["reply"])
 
     def pump_stdin(self, kc, gen):
-        while self.current(gen):
-            try:
-                msg = kc.get_stdin_msg(timeout=0.5)
-            except queue.Empty:
-                continue
-            except BaseException:  # channels closed by a restart (CancelledError is no Exception)
-                return
+        for msg in self.messages(kc.get_stdin_msg, gen):
             if msg["msg_type"] == "input_request":
                 rid = self.request_of(msg)
                 send(rid, "input_request", msg["content"])
