@@ -10,6 +10,7 @@ import {
   type Lease,
   type LeaseStatus,
   type Offer,
+  isNotebookEntry,
   PythonStack,
   StartKernelBody,
   type KernelRequest,
@@ -367,7 +368,7 @@ export class Broker {
     const spec = JobSpec.parse(specFields);
     // A notebook run's executed notebook comes back at the notebook's own path, whatever the
     // client asked for (the broker takes artifacts only inside the job's outputs).
-    if (/\.ipynb$/i.test(spec.entry) && !outputMatcher(spec.outputs)(spec.entry)) spec.outputs = [...spec.outputs, spec.entry];
+    if (isNotebookEntry(spec.entry) && !outputMatcher(spec.outputs)(spec.entry)) spec.outputs = [...spec.outputs, spec.entry];
     const id = newId('job');
     this.db.transaction(() => {
       this.db

@@ -7,7 +7,7 @@ import type { BrokerClient } from '../client/api';
 import { kernelText } from '../shared/kernel-text';
 import { pullArtifacts } from '../client/pull';
 import { submitRun } from '../client/submit-run';
-import { isTerminal, RelPath, scalarTable, type Job, type JobEvent, type Lease, type ScalarPoint } from '../shared/protocol';
+import { isNotebookEntry, isTerminal, RelPath, scalarTable, type Job, type JobEvent, type Lease, type ScalarPoint } from '../shared/protocol';
 import { clientFor, flag, globals, UsageError } from './context';
 import { ByteProgress, formatBytes, printJson, table } from './output';
 
@@ -93,7 +93,7 @@ export function registerJobCommands(program: Command): void {
       // A notebook runs cell by cell on a fresh kernel (its outputs print as they come, and the
       // executed notebook is an artifact at its own path); it takes no script arguments.
       if (!/\.(py|ipynb)$/i.test(abs)) throw new UsageError(`hearth runs Python scripts (.py) and notebooks (.ipynb); ${basename(abs)} is neither`);
-      const notebook = /\.ipynb$/i.test(abs);
+      const notebook = isNotebookEntry(abs);
       if (notebook && args.length) throw new UsageError(`a notebook takes no arguments (got ${args.join(' ')})`);
       if (o.allowErrors && !notebook) throw new UsageError('--allow-errors is for notebooks (.ipynb)');
       if (o.allowErrors) args = ['--allow-errors'];

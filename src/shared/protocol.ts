@@ -184,6 +184,9 @@ const EnvName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'not a valid enviro
  * both log into the same durable event log.
  */
 export const SessionKind = z.enum(['job', 'kernel']);
+
+/** A job whose entry is a notebook runs it cell by cell on a fresh kernel (not as a script). */
+export const isNotebookEntry = (entry: string): boolean => /\.ipynb$/i.test(entry);
 export type SessionKind = z.infer<typeof SessionKind>;
 
 export const JobSpec = z

@@ -11,7 +11,7 @@ import { chmod, copyFile, lchown, lstat, mkdir, readdir, rm } from 'node:fs/prom
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { BrokerClient } from '../client/api';
-import type { EventBody, JobAssignment, JobStatus, KernelRequest } from '../shared/protocol';
+import { isNotebookEntry, type EventBody, type JobAssignment, type JobStatus, type KernelRequest } from '../shared/protocol';
 import { findOutputs, hashFile, uploadOutput } from './artifacts';
 import type { BlobCache } from './blob-cache';
 import { confinedPath, confinedPathNoSymlinks } from './confine';
@@ -19,7 +19,7 @@ import { inheritedEnv, jobEnv } from './job-env';
 import { DEFAULT_LIMITS, formatBytes, JobCgroup, rlimitArgs, type JobLimits, type LimitBackend } from './limits';
 import { LogBatcher } from './log-batcher';
 import { KernelChannel } from './kernel-channel';
-import { entryArgv, isNotebook, kernelArgv } from './notebook-entry';
+import { entryArgv, kernelArgv } from './notebook-entry';
 import { redactPaths } from './redact-paths';
 import { bwrapArgs, bwrapStatus, locatePython, sandboxProcesses, SECCOMP_FD, type JobUser, type Sandbox } from './sandbox';
 import { TfEventsTailer, type ScalarDecoder } from './tailer';
@@ -99,7 +99,7 @@ export class JobRun {
     this.workspace = join(ctx.jobsDir, assignment.jobId);
     this.home = join(ctx.homesDir ?? join(ctx.jobsDir, '..', 'homes'), assignment.jobId);
     // A kernel session and a notebook run both report Jupyter messages on stdout.
-    if (assignment.spec.kind === 'kernel' || isNotebook(assignment.spec.entry)) this.kernel = new KernelChannel((body) => this.emit(body));
+    if (assignment.spec.kind === 'kernel' || isNotebookEntry(assignment.spec.entry)) this.kernel = new KernelChannel((body) => this.emit(body));
   }
 
   /** A request for a kernel session (written to its bridge; queued until the bridge runs). */
@@ -519,7 +519,7 @@ export class JobRun {
         const i = next++;
         const f = files[i]!;
         try {
-          const input = f.path === spec.entry && isNotebook(spec.entry) ? undefined : inputs.get(f.path);
+          const input = f.path === spec.entry && isNotebookEntry(spec.entry) ? undefined : inputs.get(f.path);
           if (input && input.size === f.size && (await hashFile(f.abs)).sha256 === input.sha256) {
             unchanged.push(f.path);
             continue;

@@ -5,6 +5,7 @@
 // copied into the job folder, so the sandboxed job reads them there whatever the install looks like.
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { isNotebookEntry } from '../shared/protocol';
 
 export const NOTEBOOK_RUNNER = 'hearth_nbrun.py';
 export const KERNEL_BRIDGE = 'hearth_kernel.py';
@@ -12,7 +13,6 @@ export const KERNEL_BRIDGE = 'hearth_kernel.py';
 export const RUNNER_REL = '.hearth/nbrun.py';
 export const BRIDGE_REL = '.hearth/kernel.py';
 
-export const isNotebook = (entry: string): boolean => /\.ipynb$/i.test(entry);
 
 const cached = new Map<string, string>();
 
@@ -45,7 +45,7 @@ export function kernelArgv(workspace: string, idleMinutes: number): string[] {
 
 /** The interpreter's arguments for a job: the entry itself, or the runner over a notebook entry. */
 export function entryArgv(workspace: string, entry: string, args: readonly string[]): string[] {
-  if (!isNotebook(entry)) return ['-u', entry, ...args];
+  if (!isNotebookEntry(entry)) return ['-u', entry, ...args];
   place(workspace, NOTEBOOK_RUNNER, RUNNER_REL);
   return ['-u', RUNNER_REL, '--events', entry, ...args];
 }

@@ -2,7 +2,7 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { submitRun } from '../../client/submit-run';
 import { PullConflictError, pullArtifacts, type PulledFile } from '../../client/pull';
-import { isTerminal, type Job } from '../../shared/protocol';
+import { isNotebookEntry, isTerminal, type Job } from '../../shared/protocol';
 import type { HearthServices } from '../hearth-services';
 import { errorMessage } from '../services/errors';
 import { formatBytes } from '../views/format';
@@ -111,7 +111,7 @@ export async function runCurrentFile(s: HearthServices, uriArg?: unknown, optsAr
   );
   s.log.info(`submitted ${job.id}: ${entry} on lease ${leaseId}`);
   // The notebook open in the editor shows each cell's outputs as the run produces them.
-  if (/\.ipynb$/i.test(entry) && vscode.workspace.notebookDocuments.some((d) => d.uri.toString() === uri.toString())) {
+  if (isNotebookEntry(entry) && vscode.workspace.notebookDocuments.some((d) => d.uri.toString() === uri.toString())) {
     const limit = vscode.workspace.getConfiguration('hearth').get<number>('outputLineLimit', DEFAULT_LINE_LIMIT);
     s.context.subscriptions.push(mirrorNotebookRun(client, job.id, uri, limit, (err) => s.log.warn(`notebook run ${job.id}: cannot show its outputs in the notebook: ${err.message}`)));
   }
