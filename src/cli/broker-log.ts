@@ -26,7 +26,8 @@ function logMethod(this: unknown, args: unknown[], method: LogMethod): void {
 export function brokerLogger(o: { file?: string; rotateBytes?: number; keep?: number } = {}): FastifyServerOptions['logger'] {
   if (!o.file) return { level: 'info', hooks: { logMethod } };
   const name = basename(o.file);
-  const stream = createStream((_t: number | Date, index?: number) => (index ? `${name}.${index}` : name), {
+  // With `rotate` (logrotate's numbering) the generator gets the index first: null for the live file.
+  const stream = createStream((index: number | Date | null) => (index ? `${name}.${String(index)}` : name), {
     path: dirname(o.file),
     size: `${Math.max(1, Math.round((o.rotateBytes ?? LOG_ROTATE_BYTES) / 1024))}K`,
     rotate: o.keep ?? LOG_KEEP,
