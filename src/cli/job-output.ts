@@ -25,7 +25,7 @@ export function renderEvent(e: JobEvent): Piece[] {
   }
   if (b.type === 'notice') return [{ stream: 'stderr', data: `hearth: ${b.level}: ${b.message}\n` }];
   if (b.type === 'status' && isTerminal(b.status) && b.status !== 'succeeded') {
-    const how = b.signal ? ` (${b.signal})` : b.exitCode != null ? ` (exit code ${b.exitCode})` : '';
+    const how = b.signal ? (b.reason?.includes(b.signal) ? '' : ` (${b.signal})`) : b.exitCode != null ? ` (exit code ${b.exitCode})` : '';
     return [{ stream: 'stderr', data: `hearth: job ${b.status}${how}${b.reason ? `: ${b.reason}` : ''}\n` }];
   }
   return [];
