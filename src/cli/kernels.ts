@@ -5,13 +5,10 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { uploadWorkspace } from '../client/workspace';
 import { kernelText } from '../shared/kernel-text';
-import { Id } from '../shared/protocol';
-import { clientFor, flag, globals, NonNegative, UsageError } from './context';
+import { clientFor, flag, globals, idArg, NonNegative, UsageError } from './context';
 import { DEFAULT_OUTPUTS } from '../client/submit-run';
-import { pickLease, write } from './jobs';
-import { printJson } from './output';
-
-const SessionId = Id;
+import { pickLease } from './jobs';
+import { printJson, write } from './output';
 
 export function registerKernelCommands(program: Command): void {
   const kernel = program.command('kernel').description('kernel sessions: a long-lived IPython kernel on a leased GPU (what the notebook editor runs cells on)');
@@ -52,7 +49,7 @@ export function registerKernelCommands(program: Command): void {
     .argument('<session>')
     .argument('[code]', 'the code; - or nothing reads it from standard input')
     .action(async (session: string, code: string | undefined, _o: unknown, cmd: Command) => {
-      const id = flag('session', SessionId, session);
+      const id = idArg('job', session);
       const source = code === undefined || code === '-' ? readFileSync(0, 'utf8') : code;
       const client = clientFor(cmd);
       const from = (await client.job(id)).lastSeq;
@@ -105,7 +102,7 @@ export function registerKernelCommands(program: Command): void {
       .description(what)
       .argument('<session>')
       .action(async (session: string, _o: unknown, cmd: Command) => {
-        await clientFor(cmd).kernelRequest(flag('session', SessionId, session), { type: name });
+        await clientFor(cmd).kernelRequest(idArg('job', session), { type: name });
         process.stderr.write(`hearth: ${name === 'interrupt' ? 'interrupt sent' : 'restarting the kernel'}\n`);
       });
   }
@@ -116,7 +113,7 @@ export function registerKernelCommands(program: Command): void {
     .argument('<session>')
     .action(async (session: string, _o: unknown, cmd: Command) => {
       const client = clientFor(cmd);
-      const id = flag('session', SessionId, session);
+      const id = idArg('job', session);
       if ((await client.job(id)).kind !== 'kernel') throw new UsageError(`${id} is a job, not a kernel session (hearth cancel stops jobs)`);
       const job = await client.cancelJob(id);
       if (globals(cmd).json) printJson(job);

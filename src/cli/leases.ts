@@ -1,8 +1,8 @@
 // `hearth gpus`, `lease`, `leases`, `renew`, `release`, and account/token administration.
 import type { Command } from 'commander';
 import { z } from 'zod';
-import { Id, type Lease } from '../shared/protocol';
-import { clientFor, DurationFlag, flag, globals, PositiveInt, PositiveNumber } from './context';
+import type { Lease } from '../shared/protocol';
+import { clientFor, DurationFlag, flag, globals, idArg, PositiveInt, PositiveNumber } from './context';
 import { formatDuration, printJson, table } from './output';
 
 function leaseRows(leases: Lease[]): string {
@@ -57,7 +57,7 @@ export function registerLeaseCommands(program: Command): void {
     .option('--count <n>', 'how many devices', '1')
     .option('--hours <h>', 'how long', '1')
     .action(async (o: { gpu?: string; worker?: string; count: string; hours: string }, cmd: Command) => {
-      const body = { gpuModel: o.gpu, workerId: o.worker, count: flag('count', PositiveInt, o.count), hours: flag('hours', PositiveNumber, o.hours) };
+      const body = { gpuModel: o.gpu, workerId: o.worker === undefined ? undefined : idArg('wrk', o.worker), count: flag('count', PositiveInt, o.count), hours: flag('hours', PositiveNumber, o.hours) };
       const lease = await clientFor(cmd).createLease(body);
       if (globals(cmd).json) return printJson(lease);
       process.stdout.write(`${lease.id}\n`);
@@ -81,7 +81,7 @@ export function registerLeaseCommands(program: Command): void {
     .option('--hours <h>', 'how much longer', '1')
     .action(async (id: string, o: { hours: string }, cmd: Command) => {
       const hours = flag('hours', PositiveNumber, o.hours);
-      const lease = await clientFor(cmd).renewLease(id, hours);
+      const lease = await clientFor(cmd).renewLease(idArg('lease', id), hours);
       if (globals(cmd).json) return printJson(lease);
       process.stdout.write(leaseRows([lease]));
     });
@@ -91,7 +91,7 @@ export function registerLeaseCommands(program: Command): void {
     .description('end a lease now (its running jobs are stopped; their outputs are kept)')
     .argument('<lease>')
     .action(async (id: string, _o: unknown, cmd: Command) => {
-      const lease = await clientFor(cmd).releaseLease(id);
+      const lease = await clientFor(cmd).releaseLease(idArg('lease', id));
       if (globals(cmd).json) return printJson(lease);
       process.stdout.write(leaseRows([lease]));
     });
@@ -160,7 +160,7 @@ export function registerLeaseCommands(program: Command): void {
     .argument('<id>', 'a token id from `hearth token list` (tok_…)')
     .description('revoke a token of your account: refused at once, and a worker connected with it is disconnected')
     .action(async (id: string, _o: unknown, cmd: Command) => {
-      const t = await clientFor(cmd).revokeToken(flag('id', Id, id));
+      const t = await clientFor(cmd).revokeToken(idArg('tok', id));
       if (globals(cmd).json) return printJson(t);
       process.stderr.write(`revoked ${t.kind} token ${t.id} (${t.prefix}…)\n`);
     });

@@ -9,6 +9,7 @@ import { ByteSize, DEFAULT_LIMITS, formatBytes, PidCount } from '../worker/limit
 import { DEFAULT_JOB_USER, SANDBOX_MODES, type SandboxMode } from '../worker/sandbox';
 import { DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_JOB_BYTES } from '../worker/tailer';
 import type * as ServerEntry from './server-entry';
+import { stopUp } from './up-lock';
 
 interface WorkerFlags {
   python?: string;
@@ -171,4 +172,17 @@ export function registerServerCommands(program: Command): void {
     const dataDir = resolveDataDir(globals(cmd).dataDir);
     await server().runUp({ dataDir, port: flag('port', PortFlag, o.port), verbose: !!o.verbose, ...workerSettings(o) });
   });
+
+  program
+    .command('down')
+    .description('stop the `hearth up` of this data dir (its broker and worker), as Ctrl-C in its terminal would')
+    .action(async (_o: unknown, cmd: Command) => {
+      const dataDir = resolveDataDir(globals(cmd).dataDir);
+      const r = await stopUp(dataDir);
+      if (r.pid === undefined) {
+        process.stderr.write(`hearth: no hearth up is running on ${dataDir}${r.stale ? ' (removed the lock a stopped one left)' : ''}\n`);
+        return;
+      }
+      process.stderr.write(r.killed ? `hearth: hearth up (pid ${r.pid}) did not stop in time and was killed\n` : `hearth: stopped hearth up (pid ${r.pid}) on ${dataDir}\n`);
+    });
 }

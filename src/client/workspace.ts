@@ -113,7 +113,7 @@ export async function uploadWorkspace(
   client: BrokerClient,
   root: string,
   opts: { onProgress?: (p: UploadProgress) => void; signal?: AbortSignal } = {},
-): Promise<Manifest & { uploadedBytes: number; uploadedBlobs: number }> {
+): Promise<Manifest & { totalBytes: number; uploadedBytes: number; uploadedBlobs: number; uploadedFiles: number }> {
   opts.onProgress?.({ phase: 'scan', doneBytes: 0, totalBytes: 0, files: 0 });
   const ws = await scanWorkspace(root);
   opts.signal?.throwIfAborted();
@@ -130,5 +130,7 @@ export async function uploadWorkspace(
     done += size;
     opts.onProgress?.({ phase: 'upload', doneBytes: done, totalBytes: total, files: missing.length });
   }
-  return { files: ws.manifest.files, uploadedBytes: total, uploadedBlobs: missing.length };
+  const sent = new Set(missing);
+  const uploadedFiles = ws.manifest.files.filter((f) => sent.has(f.sha256)).length;
+  return { files: ws.manifest.files, totalBytes: ws.totalBytes, uploadedBytes: total, uploadedBlobs: missing.length, uploadedFiles };
 }

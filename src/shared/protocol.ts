@@ -10,7 +10,18 @@ export const PROTOCOL_VERSION = 1;
 export const Sha256 = z.string().regex(/^[0-9a-f]{64}$/, 'expected a lowercase hex sha256');
 export type Sha256 = z.infer<typeof Sha256>;
 
-export const Id = z.string().regex(/^[a-z]{1,8}_[0-9A-Za-z]{8,40}$/, 'expected an id like job_…');
+// Which kind of id is expected is said by whoever parses it (idOf, or the broker's "invalid lease
+// id: …"), so this message names no kind: a lease id is not "like job_…".
+export const Id = z.string().regex(/^[a-z]{1,8}_[0-9A-Za-z]{8,40}$/, 'expected a prefix, an underscore, then 8 to 40 letters and digits');
+
+/** The kinds of id the broker hands out, by prefix. */
+export const ID_KINDS = { acct: 'account', wrk: 'worker', lease: 'lease', job: 'job', req: 'request', tok: 'token' } as const;
+export type IdPrefix = keyof typeof ID_KINDS;
+
+/** An id of one kind: `idOf('lease')` refuses a job id with "expected a lease id like lease_…". */
+export function idOf(prefix: IdPrefix): z.ZodType<string, z.ZodTypeDef, unknown> {
+  return z.string().regex(new RegExp(`^${prefix}_[0-9A-Za-z]{8,40}$`), `expected a ${ID_KINDS[prefix]} id like ${prefix}_…`);
+}
 
 /**
  * A path inside a job folder as a client or worker sends it: relative, forward slashes, no `..`,

@@ -1,6 +1,5 @@
-import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { submitRun } from '../../client/submit-run';
+import { runLayout, submitRun } from '../../client/submit-run';
 import { PullConflictError, pullArtifacts, type PulledFile } from '../../client/pull';
 import { isNotebookEntry, isTerminal, type Job } from '../../shared/protocol';
 import type { HearthServices } from '../hearth-services';
@@ -73,8 +72,8 @@ export async function runCurrentFile(s: HearthServices, uriArg?: unknown, optsAr
   const leaseId = await chooseLease(s, opts.leaseId);
   if (!leaseId) return undefined;
   const client = await s.getClient();
-  const root = folder.uri.fsPath;
-  const entry = path.relative(root, uri.fsPath).split(path.sep).join('/');
+  // The project the file belongs to, inside the workspace folder, as `hearth run` finds it.
+  const { root, entry } = runLayout(uri.fsPath, { within: folder.uri.fsPath });
 
   // A notebook runs as a notebook: every cell in order on a fresh kernel, magics and all, and the
   // executed notebook comes back as an artifact at its own path. Submitted as the CLI does.
@@ -102,7 +101,7 @@ export async function runCurrentFile(s: HearthServices, uriArg?: unknown, optsAr
             lastPct = pct;
           },
         });
-        s.log.info(`uploaded ${run.uploadedBlobs} new blobs (${formatBytes(run.uploadedBytes)}) of ${run.files} files from ${root}`);
+        s.log.info(`uploaded ${run.upload.uploadedFiles} of ${run.upload.files} files (${formatBytes(run.upload.uploadedBytes)} of ${formatBytes(run.upload.bytes)}) from ${root}`);
         return run;
       } finally {
         sub.dispose();
@@ -115,7 +114,7 @@ export async function runCurrentFile(s: HearthServices, uriArg?: unknown, optsAr
     const limit = vscode.workspace.getConfiguration('hearth').get<number>('outputLineLimit', DEFAULT_LINE_LIMIT);
     s.context.subscriptions.push(mirrorNotebookRun(client, job.id, uri, limit, (err) => s.log.warn(`notebook run ${job.id}: cannot show its outputs in the notebook: ${err.message}`)));
   }
-  await s.rememberJobFolder(job.id, folder.uri);
+  await s.rememberJobFolder(job.id, vscode.Uri.file(root));
   void s.state.refresh();
   if (!opts.noPanel) s.openPanel(job.id);
   return job.id;
