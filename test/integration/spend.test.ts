@@ -132,7 +132,13 @@ describe('spend controls (integration)', function () {
     assert.match(leased.stderr, /\(NVIDIA H100 80GB HBM3 · 3600 cr\/h · 2 h = 7200 cr; cap 100 cr, idle release 30 min\)/);
     const leases = await hearth(['leases'], env);
     assert.match(leases.stdout, new RegExp(`${leased.stdout.trim()}.*cap 100 cr, idle release 30 min`));
+    // On a lease it did not take, run says which and at what price, cap included.
+    const on = await hearth(['run', join(dir, 'ws', 'short.py'), '--lease', leased.stdout.trim()], env);
+    assert.equal(on.code, 0, on.stderr);
+    assert.match(on.stderr.split('\n')[1]!, new RegExp(`^hearth: on lease ${leased.stdout.trim()} \\(1× NVIDIA H100 80GB HBM3 on pricey at 3600 credits/h per device, capped at 100 cr\\)$`));
     await admin.releaseLease(leased.stdout.trim());
+    const ended = await hearth(['leases', '--all'], env);
+    assert.match(ended.stdout, new RegExp(`${leased.stdout.trim()}\\s+released\\s`));
 
     const bad = await hearth(['lease', '--max-cost', 'lots'], env);
     assert.equal(bad.code, 2);

@@ -5,7 +5,7 @@ import { costSince, monthOf } from '../../src/broker/spend';
 import { hoursPriceMessage, jobsOnLease, parseHours, releaseWarning } from '../../src/extension/commands/lease-texts';
 import { costNow } from '../../src/extension/views/format';
 import { accountSpendText, credits, leaseLimitsText, leasePriceText } from '../../src/shared/money';
-import type { Job, Lease } from '../../src/shared/protocol';
+import { CreateAccountBody, CreateLeaseBody, SetSpendLimitBody, type Job, type Lease } from '../../src/shared/protocol';
 
 const job = (over: Partial<Job>): Job => ({
   id: 'job_a',
@@ -58,6 +58,19 @@ describe('money texts', () => {
     const two = [job({ id: 'job_b', status: 'queued', createdAt: 5 }), job({ kind: 'kernel', entry: '.hearth-kernel' })];
     assert.deepEqual(jobsOnLease(two, 'lease_1').map((j) => j.id), ['job_a', 'job_b']);
     assert.match(releaseWarning(lease, two)!, /^Hearth: a kernel session \(job_a\) and 1 more are running on A100 ×1 \(lease_1\)\. Releasing the lease stops them/);
+  });
+});
+
+describe('spend control inputs', () => {
+  it('takes caps and limits only as positive credits, and null to remove a limit', () => {
+    assert.equal(CreateLeaseBody.parse({ maxCost: 5, idleReleaseMinutes: 30 }).maxCost, 5);
+    for (const bad of [{ maxCost: 0 }, { maxCost: -1 }, { maxCost: '5' }, { idleReleaseMinutes: 0 }, { idleReleaseMinutes: -5 }]) {
+      assert.equal(CreateLeaseBody.safeParse(bad).success, false, JSON.stringify(bad));
+    }
+    assert.equal(SetSpendLimitBody.parse({ spendLimit: null }).spendLimit, null);
+    assert.equal(SetSpendLimitBody.safeParse({ spendLimit: -1 }).success, false);
+    assert.equal(SetSpendLimitBody.safeParse({}).success, false, 'removing a limit says so with null');
+    assert.equal(CreateAccountBody.safeParse({ name: 'x', spendLimit: 0 }).success, false);
   });
 });
 
