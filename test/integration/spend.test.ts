@@ -125,6 +125,22 @@ describe('spend controls (integration)', function () {
     assert.equal(ended.endReason, 'idle_release');
   });
 
+  it('a live kernel holds its lease however idle; the lease\'s idle time counts from when the kernel stopped', async () => {
+    const lease = await admin.createLease({ count: 1, idleReleaseMinutes: 0.005 });
+    // The kernel's own idle stop (3 s) is far longer than the lease's idle release (300 ms).
+    const k = await admin.startKernel({ leaseId: lease.id, idleMinutes: 0.05 });
+    const ended = await waitFor('the kernel to stop by its own idle time', async () => {
+      const j = await admin.job(k.id);
+      return ['succeeded', 'failed', 'cancelled', 'lost'].includes(j.status) ? j : undefined;
+    }, 90_000, 100);
+    assert.equal(ended.status, 'succeeded', `the kernel ended ${ended.status}: ${ended.reason ?? ''}`);
+    const l = await waitFor('the idle release', async () => {
+      const x = await admin.lease(lease.id);
+      return x.status === 'active' ? undefined : x;
+    });
+    assert.equal(l.endReason, 'idle_release');
+  });
+
   it('the CLI: lease --max-cost/--idle-release, run --max-cost stops at the cap, account limit', async () => {
     const env = { HEARTH_BROKER_URL: broker.url, HEARTH_TOKEN: broker.adminToken!, HEARTH_DATA_DIR: join(dir, 'cli') };
     const leased = await hearth(['lease', '--max-cost', '100', '--idle-release', '30', '--hours', '2'], env);
