@@ -96,6 +96,7 @@ export const MIGRATIONS: string[] = [
   CREATE TABLE account_limits (
     account_id TEXT PRIMARY KEY REFERENCES accounts(id), spend_limit REAL, warned_period INTEGER
   ) WITHOUT ROWID;
+  CREATE INDEX leases_account ON leases(account_id, ended_at);
   `,
 ];
 

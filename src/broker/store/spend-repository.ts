@@ -106,7 +106,7 @@ export class SqliteSpendRepository implements SpendRepository {
         `SELECT l.*, le.account_id, le.created_at,
            EXISTS (SELECT 1 FROM jobs j WHERE j.lease_id = l.lease_id AND j.status IN ('queued', 'running')) AS busy,
            (SELECT MAX(j.ended_at) FROM jobs j WHERE j.lease_id = l.lease_id) AS last_job_ended_at
-         FROM lease_limits l JOIN leases le ON le.id = l.lease_id
+         FROM leases le JOIN lease_limits l ON l.lease_id = le.id
          WHERE le.status = 'active' AND (l.max_cost IS NOT NULL OR l.idle_release_ms IS NOT NULL)`,
       )
       .all() as (LimitRow & { account_id: string; created_at: number; busy: number; last_job_ended_at: number | null })[];

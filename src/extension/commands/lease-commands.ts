@@ -66,7 +66,10 @@ export async function leaseGpu(s: HearthServices, arg?: unknown): Promise<Lease 
       count = 1;
     }
   }
-  const price = offer && { gpuModel: offer.gpuModel, pricePerHour: offer.pricePerHour, count };
+  // A caller that named the worker or model gets the price of the matching offer.
+  const priced =
+    offer ?? s.state.current.offers.find((o) => (!opts.workerId || o.workerId === opts.workerId) && (!opts.gpuModel || o.gpuModel === opts.gpuModel));
+  const price = priced && { gpuModel: priced.gpuModel, pricePerHour: priced.pricePerHour, count };
   const hours = opts.hours ?? (await askHours('For how many hours? (it can be renewed later)', '1', price));
   if (hours === undefined) return undefined;
   // Leases taken here are released after hearth.leaseIdleMinutes with nothing running on them.
