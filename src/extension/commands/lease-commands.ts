@@ -108,7 +108,7 @@ export async function renewLease(s: HearthServices, arg?: unknown, hoursArg?: un
   const id = leaseIdOf(arg) ?? (await pickLease((await s.state.refresh()).leases, 'Which lease to renew?'));
   if (!id) return undefined;
   const hours =
-    typeof hoursArg === 'number' ? hoursArg : typeof (arg as { hours?: unknown })?.hours === 'number' ? (arg as { hours: number }).hours : await askHours('Add how many hours?');
+    typeof hoursArg === 'number' ? hoursArg : typeof (arg as { hours?: unknown })?.hours === 'number' ? (arg as { hours: number }).hours : await askHours('Add how many hours?', '1', s.state.current.leases.find((l) => l.id === id));
   if (hours === undefined) return undefined;
   const lease = await (await s.getClient()).renewLease(id, hours);
   s.log.info(`renewed ${id} until ${new Date(lease.expiresAt).toISOString()}`);
