@@ -17,6 +17,8 @@ import { workerSocketRoute } from './routes/worker-socket';
 import { BlobStore } from './store/blob-store';
 import { openDb } from './store/db';
 import { WorkerHub } from './worker-hub';
+import { Spend } from './spend';
+import { SqliteSpendRepository } from './store/spend-repository';
 
 export const BrokerOptions = z.object({
   dataDir: z.string().min(1),
@@ -30,6 +32,8 @@ export const BrokerOptions = z.object({
   /** an upload that brings fewer than uploadMinBytes in this long is cut and its temp file removed */
   uploadStallMs: z.number().int().positive().default(30_000),
   uploadMinBytes: z.number().int().min(1).default(16 * 1024),
+  /** how often leases are checked against their cost caps, their account's limit and their idle release */
+  meterMs: z.number().int().positive().default(1000),
 });
 export type BrokerOptions = z.input<typeof BrokerOptions>;
 
@@ -130,7 +134,8 @@ export async function buildBroker(options: BrokerOptions, logger: FastifyServerO
   setMaxListeners(0, shutdown.signal);
   const hub = new WorkerHub(broker, app.log, opts.heartbeatMs, opts.lostAfterMs);
   await app.register(websocket, { options: { maxPayload: 16 * 1024 * 1024 } });
-  apiRoutes(app, broker, opts.version);
+  const spend = new Spend(broker, new SqliteSpendRepository(db));
+  apiRoutes(app, broker, spend, opts.version);
   blobRoutes(app, broker, blobs, opts.maxBlobBytes);
   eventRoutes(app, broker, shutdown.signal, opts.pingMs);
   const workerSockets = workerSocketRoute(app, broker, hub);
@@ -145,6 +150,10 @@ export async function buildBroker(options: BrokerOptions, logger: FastifyServerO
     }
   }, 1000);
   timer.unref();
+  const meter = setInterval(() => {
+    spend.tick().catch((err: unknown) => app.log.error({ err }, 'metering failed'));
+  }, opts.meterMs);
+  meter.unref();
 
   let closed = false;
   return {
@@ -155,6 +164,7 @@ export async function buildBroker(options: BrokerOptions, logger: FastifyServerO
       if (closed) return;
       closed = true;
       clearInterval(timer);
+      clearInterval(meter);
       shutdown.abort();
       hub.closeAll();
       await app.close();

@@ -322,10 +322,24 @@ export class Broker {
     for (const r of due) this.endLease(r, 'expired', r.expires_at);
   }
 
-  private endLease(r: LeaseRow, status: 'released' | 'expired', at: number): void {
+  private endLease(r: LeaseRow, status: 'released' | 'expired', at: number, jobReason?: string): void {
     this.db.prepare('UPDATE leases SET status = ?, ended_at = ? WHERE id = ? AND status = ?').run(status, at, r.id, 'active');
     const jobs = this.db.prepare("SELECT * FROM jobs WHERE lease_id = ? AND status IN ('queued', 'running')").all(r.id) as JobRow[];
-    for (const j of jobs) this.stopJob(j, status === 'expired' ? 'lease expired' : 'lease released');
+    for (const j of jobs) this.stopJob(j, jobReason ?? (status === 'expired' ? 'lease expired' : 'lease released'));
+  }
+
+  /** Any account's lease as metered now (for the spend controls, which watch every account). */
+  leaseById(id: string): Lease | undefined {
+    const r = this.db.prepare('SELECT * FROM leases WHERE id = ?').get(id) as LeaseRow | undefined;
+    return r && this.toLease(r);
+  }
+
+  /** Ends an active lease now on the broker's own account (a cap, a limit, idleness); its jobs stop with `jobReason`. */
+  endActiveLease(id: string, jobReason: string, at = Date.now()): boolean {
+    const r = this.db.prepare("SELECT * FROM leases WHERE id = ? AND status = 'active'").get(id) as LeaseRow | undefined;
+    if (!r) return false;
+    this.endLease(r, 'released', at, jobReason);
+    return true;
   }
 
   // ---------- jobs ----------

@@ -1,7 +1,7 @@
 // What `hearth` exits with. A run's outcome reads as the job's own: its exit code, or 128+N when
 // a signal N killed it (as a shell says it: SIGSEGV 139, SIGKILL 137). Hearth's own outcomes use
 // codes a training script rarely exits with: the sysexits.h ones for usage and an unreachable
-// broker, timeout(1)'s 124 for a lease that ran out, and 130 (as Ctrl-C) for a cancelled job.
+// broker, timeout(1)'s 124 for a lease that ran out (of time or money), and 130 (as Ctrl-C) for a cancelled job.
 import { constants } from 'node:os';
 import type { JobStatus } from '../shared/protocol';
 
@@ -15,7 +15,7 @@ export const EXIT = {
   unreachable: 69,
   /** the job's worker was lost; run it again (sysexits EX_TEMPFAIL) */
   workerLost: 75,
-  /** the lease ended (expired) while the job ran, as timeout(1) says a time limit */
+  /** the lease ran out while the job ran (its time, its cost cap or the account's spend limit), as timeout(1) says a limit */
   leaseExpired: 124,
   /** the job was cancelled (Ctrl-C, `hearth cancel`, its lease released) */
   cancelled: 130,
@@ -39,7 +39,7 @@ export function exitCodeOf(e: Ending): number {
     case 'succeeded':
       return EXIT.ok;
     case 'cancelled':
-      return /^lease expired\b/.test(e.reason ?? '') ? EXIT.leaseExpired : EXIT.cancelled;
+      return /^(lease expired\b|lease_cap:|spend_limit:)/.test(e.reason ?? '') ? EXIT.leaseExpired : EXIT.cancelled;
     case 'lost':
       return EXIT.workerLost;
     case 'failed': {

@@ -10,6 +10,8 @@ import { clientFor, flag, globals, idArg, UsageError } from './context';
 import { EXIT, exitCodeOf } from './exit-codes';
 import { followLog, listJobs, logsCommand, runSummary, scriptArgsHint, stdinNote, uploadLine } from './job-output';
 import { ByteProgress, formatBytes, printJson, table } from './output';
+import { leaseLimitFlags } from './leases';
+import { credits } from '../shared/money';
 
 
 /**
@@ -17,17 +19,30 @@ import { ByteProgress, formatBytes, printJson, table } from './output';
  * stderr which lease and at what price. `own` is true for a lease taken here, which the caller
  * releases when it is done with it (a renter never pays for an hour they did not ask for).
  */
-export async function pickLease(client: BrokerClient, leaseId: string | undefined, what2: 'run' | 'kernel' = 'run'): Promise<{ id: string; own: boolean; said: string }> {
+export async function pickLease(
+  client: BrokerClient,
+  leaseId: string | undefined,
+  what2: 'run' | 'kernel' = 'run',
+  limits: { maxCost?: number; idleReleaseMinutes?: number } = {},
+): Promise<{ id: string; own: boolean; said: string }> {
+  // A cap is a lease's: with one, the run takes a lease of its own rather than one already held.
+  if (limits.maxCost !== undefined && leaseId) throw new UsageError('--max-cost caps a lease this command takes for itself; it cannot be used with --lease');
   // A lease a kernel session holds is busy until the kernel stops: a run there would only wait.
   const kernels = new Set((await client.jobs()).filter((j) => j.kind === 'kernel' && !isTerminal(j.status)).map((j) => j.leaseId));
   const l = leaseId
     ? await client.lease(idArg('lease', leaseId))
-    : (await client.leases()).find((x) => x.status === 'active' && x.expiresAt - Date.now() > 60_000 && !kernels.has(x.id));
-  const what = (x: Lease) => `${x.count}× ${x.gpuModel} on ${x.workerName} at ${x.pricePerHour} credits/h per device`;
+    : limits.maxCost !== undefined
+      ? undefined
+      : (await client.leases()).find((x) => x.status === 'active' && x.expiresAt - Date.now() > 60_000 && !kernels.has(x.id));
+  const what = (x: Lease) => `${x.count}× ${x.gpuModel} on ${x.workerName} at ${x.pricePerHour} credits/h per device${x.maxCost != null ? `, capped at ${credits(x.maxCost)}` : ''}`;
   if (l) return { id: l.id, own: false, said: `hearth: on lease ${l.id} (${what(l)})\n` };
-  const n = await client.createLease({ count: 1, hours: 1 });
+  // Released when the run ends; the idle release covers a CLI killed before it submitted anything.
+  const n = await client.createLease({ count: 1, hours: 1, idleReleaseMinutes: AUTO_LEASE_IDLE_MINUTES, ...limits });
   return { id: n.id, own: true, said: `hearth: leased ${n.id} for this ${what2} (${what(n)}); the broker releases it when the ${what2} ends\n` };
 }
+
+/** The idle release of a lease `hearth run` or `kernel start` takes for itself. */
+export const AUTO_LEASE_IDLE_MINUTES = 10;
 
 export function registerJobCommands(program: Command): void {
   program
@@ -37,6 +52,7 @@ export function registerJobCommands(program: Command): void {
     .argument('[args...]', 'arguments for the script (after --)')
     .option('--lease <id>', 'lease to run on (default: an active one, or a new one)')
     .option('--workdir <dir>', 'the folder to upload (default: the nearest folder above FILE holding .git, pyproject.toml or .hearthignore, else FILE\'s folder)')
+    .option('--max-cost <credits>', 'lease a device for this run alone, ended (and the run stopped) when its cost reaches this')
     .option('--outputs <glob>', 'files to upload as artifacts when the job ends (repeatable)', (v: string, acc: string[] = []) => [...acc, v])
     .option('--logdir <dir>', 'TensorBoard log folder, relative to the uploaded folder (the job\'s working folder)', 'runs')
     .option('--env <NAME=VALUE>', 'environment variable for the job (repeatable)', (v: string, acc: string[] = []) => [...acc, v])
@@ -44,7 +60,7 @@ export function registerJobCommands(program: Command): void {
     .option('--allow-errors', 'a notebook: run every cell even after one raises (default: stop at the first error)')
     // Options after FILE that hearth does not know are the script's: said so, not guessed.
     .allowUnknownOption()
-    .action(async (file: string, args: string[], o: { lease?: string; workdir?: string; outputs?: string[]; logdir: string; env?: string[]; detach?: boolean; allowErrors?: boolean }, cmd: Command) => {
+    .action(async (file: string, args: string[], o: { lease?: string; workdir?: string; maxCost?: string; outputs?: string[]; logdir: string; env?: string[]; detach?: boolean; allowErrors?: boolean }, cmd: Command) => {
       const g = globals(cmd);
       scriptArgsHint(file, args, cmd);
       const abs = resolve(file);
@@ -70,7 +86,7 @@ export function registerJobCommands(program: Command): void {
         env[kv.slice(0, i)] = kv.slice(i + 1);
       }
       const client = clientFor(cmd);
-      const lease = await pickLease(client, o.lease);
+      const lease = await pickLease(client, o.lease, 'run', leaseLimitFlags(o));
       const leaseId = lease.id;
       // A lease taken for this run ends with it: the broker releases it when the run ends; here
       // only when the run never got submitted.

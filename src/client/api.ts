@@ -4,6 +4,7 @@ import { get as httpGet, type IncomingMessage } from 'node:http';
 import { get as httpsGet } from 'node:https';
 import { z } from 'zod';
 import {
+  AccountSpend,
   Artifact,
   CreateAccountReply,
   CreateTokenReply,
@@ -59,8 +60,16 @@ export class BrokerClient {
   me(): Promise<Me> {
     return this.json('GET', '/v1/me', Me);
   }
-  createAccount(name: string): Promise<CreateAccountReply> {
-    return this.json('POST', '/v1/accounts', CreateAccountReply, { name });
+  createAccount(name: string, spendLimit?: number): Promise<CreateAccountReply> {
+    return this.json('POST', '/v1/accounts', CreateAccountReply, { name, ...(spendLimit === undefined ? {} : { spendLimit }) });
+  }
+  /** What this account spent this month, against its limit. */
+  accountSpend(): Promise<AccountSpend> {
+    return this.json('GET', '/v1/account/spend', AccountSpend);
+  }
+  /** Sets this account's monthly spend limit (null removes it). */
+  setSpendLimit(spendLimit: number | null): Promise<AccountSpend> {
+    return this.json('PUT', '/v1/account/limit', AccountSpend, { spendLimit });
   }
   createToken(kind: 'user' | 'worker', label = '', expiresInSeconds?: number): Promise<z.infer<typeof CreateTokenReply>> {
     return this.json('POST', '/v1/tokens', CreateTokenReply, { kind, label, ...(expiresInSeconds === undefined ? {} : { expiresInSeconds }) });

@@ -43,6 +43,12 @@ export class LeaseStatusBar implements vscode.Disposable {
     this.shown = true;
 
     for (const l of leases) {
+      // Near a cost cap or the account's spend limit: said once per lease, as the broker says it.
+      if (l.spendWarning && !this.spendWarned.has(l.id)) {
+        this.spendWarned.add(l.id);
+        this.log.warn(`lease ${l.id}: ${l.spendWarning}`);
+        void vscode.window.showWarningMessage(`Hearth: ${l.gpuModel} ×${l.count} on ${l.workerName}: ${l.spendWarning}.`);
+      }
       const ms = msLeft(l.expiresAt);
       if (ms > 0 && ms < WARN_BEFORE_MS && !this.warned.has(l.id)) {
         this.warned.add(l.id);
@@ -60,6 +66,9 @@ export class LeaseStatusBar implements vscode.Disposable {
   get text(): string | undefined {
     return this.shown ? this.item.text : undefined;
   }
+
+  /** leases whose spend warning was shown */
+  private readonly spendWarned = new Set<string>();
 
   /** leases whose expiry warning was shown */
   get warnedLeaseIds(): string[] {

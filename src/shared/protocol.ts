@@ -108,7 +108,32 @@ export type Offer = z.infer<typeof Offer>;
 export const Me = z.object({ accountId: Id, name: z.string(), isAdmin: z.boolean() });
 export type Me = z.infer<typeof Me>;
 
-export const CreateAccountBody = z.object({ name: z.string().min(1).max(100).regex(/^[\w.@-]+$/) }).strict();
+/** A credit amount a renter caps spending at (a budget, not a price). */
+export const Credits = z.number().positive().max(1e9);
+
+export const CreateAccountBody = z
+  .object({
+    name: z.string().min(1).max(100).regex(/^[\w.@-]+$/),
+    /** the account's monthly spend limit, set by the admin at creation; the renter may change it */
+    spendLimit: Credits.optional(),
+  })
+  .strict();
+
+/** What an account has spent this calendar month (UTC) against its limit. */
+export const AccountSpend = z.object({
+  /** credits a month; null: no limit */
+  spendLimit: z.number().nullable(),
+  /** the month counted: leases' metered seconds from periodStart on */
+  period: z.literal('month'),
+  periodStart: z.number(),
+  /** the first of next month (UTC), when the count starts again */
+  periodEnd: z.number(),
+  spent: z.number().min(0),
+});
+export type AccountSpend = z.infer<typeof AccountSpend>;
+
+/** PUT /v1/account/limit: null removes the limit. */
+export const SetSpendLimitBody = z.object({ spendLimit: Credits.nullable() }).strict();
 export const CreateAccountReply = z.object({ accountId: Id, name: z.string(), token: z.string() });
 export type CreateAccountReply = z.infer<typeof CreateAccountReply>;
 
@@ -147,8 +172,17 @@ export const Lease = z.object({
   status: LeaseStatus,
   /** seconds metered so far (whole seconds, rounded up) */
   secondsUsed: z.number().int().min(0),
-  /** credits so far: count × pricePerHour × secondsUsed / 3600 */
+  /** credits so far: count × pricePerHour × secondsUsed / 3600 (never above maxCost) */
   cost: z.number().min(0),
+  // Spend controls; optional so a client still reads an older broker's lease.
+  /** the lease ends when its cost reaches this many credits; null: no cap */
+  maxCost: z.number().nullable().optional(),
+  /** the lease is released after this many minutes with nothing queued or running on it; null: never */
+  idleReleaseMinutes: z.number().nullable().optional(),
+  /** set once the lease is near its cap or the account near its limit, e.g. "80% of its cap of 5 cr used" */
+  spendWarning: z.string().nullable().optional(),
+  /** why an ended lease ended: released, expired, lease_cap, spend_limit, idle_release */
+  endReason: z.string().nullable().optional(),
 });
 export type Lease = z.infer<typeof Lease>;
 
@@ -158,6 +192,10 @@ export const CreateLeaseBody = z
     workerId: Id.optional(),
     count: z.number().int().min(1).max(64).default(1),
     hours: z.number().positive().max(24 * 30).default(1),
+    /** end the lease (stopping its jobs) when its cost reaches this many credits */
+    maxCost: Credits.optional(),
+    /** release the lease after this many minutes with nothing queued or running on it */
+    idleReleaseMinutes: z.number().positive().max(24 * 30 * 60).optional(),
   })
   .strict();
 export type CreateLeaseBody = z.infer<typeof CreateLeaseBody>;

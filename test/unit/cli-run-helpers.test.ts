@@ -59,6 +59,9 @@ describe('exit codes', () => {
     assert.equal(exitCodeOf({ status: 'failed', exitCode: null, reason: 'cannot sandbox' }), EXIT.error);
     assert.equal(exitCodeOf({ status: 'cancelled', reason: 'cancelled by the renter' }), 130);
     assert.equal(exitCodeOf({ status: 'cancelled', reason: 'lease expired' }), 124);
+    assert.equal(exitCodeOf({ status: 'cancelled', reason: 'lease_cap: lease lease_x reached its cost cap of 5 cr' }), 124);
+    assert.equal(exitCodeOf({ status: 'cancelled', reason: 'spend_limit: the account reached its monthly spend limit of 9 cr' }), 124);
+    assert.equal(exitCodeOf({ status: 'cancelled', reason: 'lease released' }), 130);
     assert.equal(exitCodeOf({ status: 'lost', reason: 'the worker has been unreachable for 120 s' }), 75);
     const own = new Set<number>([EXIT.usage, EXIT.unreachable, EXIT.workerLost, EXIT.leaseExpired, EXIT.cancelled]);
     assert.equal(own.size, 5, 'no two of hearth\'s own outcomes share a code');

@@ -84,6 +84,20 @@ export const MIGRATIONS: string[] = [
       AND (o.created_at < accounts.created_at OR (o.created_at = accounts.created_at AND o.id < accounts.id)));
   CREATE UNIQUE INDEX accounts_name_nocase ON accounts(name COLLATE NOCASE);
   `,
+  // 5: reserved for the secrets work (issue 10), merged separately; the lead renumbers on merge.
+  `SELECT 1;`,
+  // 6 (spend controls, store/spend-repository.ts): a lease's cost cap and idle release, the
+  // warning given and why it ended; an account's monthly spend limit and the month it was warned.
+  `
+  CREATE TABLE lease_limits (
+    lease_id TEXT PRIMARY KEY REFERENCES leases(id), max_cost REAL, idle_release_ms INTEGER,
+    warning TEXT, end_reason TEXT
+  ) WITHOUT ROWID;
+  CREATE TABLE account_limits (
+    account_id TEXT PRIMARY KEY REFERENCES accounts(id), spend_limit REAL, warned_period INTEGER
+  ) WITHOUT ROWID;
+  CREATE INDEX leases_account ON leases(account_id, ended_at);
+  `,
 ];
 
 export function openDb(file: string): Db {

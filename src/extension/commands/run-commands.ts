@@ -33,9 +33,12 @@ async function saveIfDirty(uri: vscode.Uri): Promise<void> {
   if (nb?.isDirty) await nb.save();
 }
 
-/** The lease to run on: the given one, the only one, one the person picks, or a new one. */
-async function chooseLease(s: HearthServices, leaseId: string | undefined): Promise<string | undefined> {
-  if (leaseId) return leaseId;
+/**
+ * The lease to run on: the given one, the only one, one the person picks, or a new one, which is
+ * the run's own (`own`): the broker releases it when the run ends, as `hearth run` does.
+ */
+async function chooseLease(s: HearthServices, leaseId: string | undefined): Promise<{ id: string; own: boolean } | undefined> {
+  if (leaseId) return { id: leaseId, own: false };
   const snap = await s.state.refresh();
   if (!snap.connected) {
     const choice = await vscode.window.showWarningMessage(
@@ -48,12 +51,16 @@ async function chooseLease(s: HearthServices, leaseId: string | undefined): Prom
     return undefined;
   }
   if (snap.leases.length === 0) {
-    const choice = await vscode.window.showInformationMessage('Hearth: you hold no GPU lease. Lease one to run this file?', 'Lease GPU…');
+    const choice = await vscode.window.showInformationMessage(
+      'Hearth: you hold no GPU lease. Lease one for this run? The price shows before you confirm, and the lease is released when the run ends.',
+      'Lease GPU…',
+    );
     if (choice !== 'Lease GPU…') return undefined;
     const lease = await vscode.commands.executeCommand<{ id: string } | undefined>(CommandId.leaseGpu);
-    return lease?.id;
+    return lease && { id: lease.id, own: true };
   }
-  return pickLease(snap.leases, 'Run on which lease?');
+  const id = await pickLease(snap.leases, 'Run on which lease?');
+  return id === undefined ? undefined : { id, own: false };
 }
 
 export async function runCurrentFile(s: HearthServices, uriArg?: unknown, optsArg?: unknown): Promise<string | undefined> {
@@ -69,8 +76,9 @@ export async function runCurrentFile(s: HearthServices, uriArg?: unknown, optsAr
     return undefined;
   }
   await saveIfDirty(uri);
-  const leaseId = await chooseLease(s, opts.leaseId);
-  if (!leaseId) return undefined;
+  const chosen = await chooseLease(s, opts.leaseId);
+  if (!chosen) return undefined;
+  const leaseId = chosen.id;
   const client = await s.getClient();
   // The project the file belongs to, inside the workspace folder, as `hearth run` finds it.
   const { root, entry } = runLayout(uri.fsPath, { within: folder.uri.fsPath });
@@ -93,6 +101,7 @@ export async function runCurrentFile(s: HearthServices, uriArg?: unknown, optsAr
           env: opts.env ?? {},
           outputs: cfg.outputs,
           logdir: cfg.logdir,
+          releaseLease: chosen.own,
           signal: ac.signal,
           onProgress: (p) => {
             if (p.phase === 'scan') return progress.report({ message: 'hashing files…' });
@@ -103,12 +112,16 @@ export async function runCurrentFile(s: HearthServices, uriArg?: unknown, optsAr
         });
         s.log.info(`uploaded ${run.upload.uploadedFiles} of ${run.upload.files} files (${formatBytes(run.upload.uploadedBytes)} of ${formatBytes(run.upload.bytes)}) from ${root}`);
         return run;
+      } catch (err) {
+        // A lease taken for a run that never got submitted ends here (the broker ends it after the run otherwise).
+        if (chosen.own) await client.releaseLease(leaseId).catch((e: Error) => s.log.warn(`could not release ${leaseId}: ${e.message}`));
+        throw err;
       } finally {
         sub.dispose();
       }
     },
   );
-  s.log.info(`submitted ${job.id}: ${entry} on lease ${leaseId}`);
+  s.log.info(`submitted ${job.id}: ${entry} on lease ${leaseId}${chosen.own ? ', leased for this run: the broker releases it when the run ends' : ''}`);
   // The notebook open in the editor shows each cell's outputs as the run produces them.
   if (isNotebookEntry(entry) && vscode.workspace.notebookDocuments.some((d) => d.uri.toString() === uri.toString())) {
     const limit = vscode.workspace.getConfiguration('hearth').get<number>('outputLineLimit', DEFAULT_LINE_LIMIT);

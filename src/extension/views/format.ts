@@ -44,7 +44,8 @@ export function msLeft(expiresAt: number, now = Date.now()): number {
 export function costNow(lease: Lease, fetchedAt: number, now = Date.now()): number {
   if (lease.status !== 'active') return lease.cost;
   const extraSeconds = Math.max(0, Math.min(now, lease.expiresAt) - Math.max(fetchedAt, lease.createdAt)) / 1000;
-  return lease.cost + (lease.count * lease.pricePerHour * extraSeconds) / 3600;
+  // The broker ends a capped lease at its cap: the estimate never shows more.
+  return Math.min(lease.cost + (lease.count * lease.pricePerHour * extraSeconds) / 3600, lease.maxCost ?? Infinity);
 }
 
 // Escape sequences colour a terminal; in a text document they are noise.

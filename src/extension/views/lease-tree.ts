@@ -1,6 +1,7 @@
 import * as vscode from 'vscode';
 import type { Lease } from '../../shared/protocol';
 import type { BrokerState } from '../services/broker-state';
+import { leaseLimitsText } from '../../shared/money';
 import { costNow, formatCredits, formatDuration, msLeft } from './format';
 
 export class LeaseItem extends vscode.TreeItem {
@@ -20,9 +21,14 @@ export class LeaseItem extends vscode.TreeItem {
         `- expires: ${new Date(lease.expiresAt).toLocaleString()}`,
         `- rate: ${lease.pricePerHour} credits per device-hour`,
         `- cost so far: ${formatCredits(costNow(lease, fetchedAt))} credits`,
+        ...(leaseLimitsText(lease) ? [`- limits: ${leaseLimitsText(lease)}`] : []),
+        ...(lease.spendWarning ? ['', `$(warning) ${lease.spendWarning}`] : []),
       ].join('\n'),
+      true,
     );
-    this.iconPath = new vscode.ThemeIcon('clock', left < 5 * 60_000 ? new vscode.ThemeColor('list.warningForeground') : undefined);
+    this.iconPath = lease.spendWarning
+      ? new vscode.ThemeIcon('warning', new vscode.ThemeColor('list.warningForeground'))
+      : new vscode.ThemeIcon('clock', left < 5 * 60_000 ? new vscode.ThemeColor('list.warningForeground') : undefined);
     this.contextValue = 'lease.active';
   }
 }

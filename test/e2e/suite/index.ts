@@ -6,6 +6,7 @@ import Mocha from 'mocha';
 import { defineCommandTests } from './commands.test';
 import { defineConnectionTests } from './connection.test';
 import { defineGpuTests } from './gpus.test';
+import { defineMoneyTests } from './money.test';
 import { defineNotebookTests } from './notebook.test';
 import { defineRunTests } from './runs.test';
 
@@ -18,6 +19,7 @@ export async function run(): Promise<void> {
   defineGpuTests();
   defineRunTests();
   defineNotebookTests();
+  defineMoneyTests();
   // last: it signs out and back in
   defineConnectionTests();
   const failures = await new Promise<number>((resolve) => mocha.run(resolve));
