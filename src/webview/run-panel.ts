@@ -503,6 +503,7 @@ window.addEventListener('unhandledrejection', (e) => post({ type: 'error', messa
   logLines: (): string[] => log?.lines() ?? [],
   /** what the log search says about matches */
   searchStatus: (): string => log?.searchStatus ?? '',
+  logCols: (): number => log?.term.cols ?? 0,
   charts,
 };
 

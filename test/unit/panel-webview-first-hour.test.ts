@@ -171,4 +171,223 @@ describe('panel webview, the first hour (issue 8)', function () {
       assert.ok(ink > 20, `the underscores leave ink in their row (${ink} bright pixels)`);
     });
   });
+
+  describe('item 5: actions and links', () => {
+    it('offers Stop while the run is live, then Pull Weights and Re-run, and posts what was clicked', async () => {
+      await init();
+      await page.locator('button.action-stop').waitFor({ state: 'visible' });
+      assert.equal(await page.locator('button.action-pull').isVisible(), false);
+      await page.locator('button.action-stop').click();
+      await send({ type: 'events', events: [{ seq: 1, ts: 5, body: { type: 'status', status: 'succeeded', exitCode: 0 } }] });
+      await page.locator('button.action-pull').waitFor({ state: 'visible' });
+      assert.equal(await page.locator('button.action-stop').isVisible(), false);
+      await page.locator('button.action-pull').click();
+      await page.locator('button.action-rerun').click();
+      const actions = (await posted()).filter((m) => m.type === 'action').map((m) => m.action);
+      assert.deepEqual(actions, ['stop', 'pull', 'rerun']);
+    });
+
+    it('shows artifacts as links that ask the host to open them, marked once pulled', async () => {
+      await init();
+      const sha = 'a'.repeat(64);
+      await send({ type: 'events', events: [{ seq: 1, ts: 0, body: { type: 'artifact', artifact: { path: 'outputs/model.pt', sha256: sha, size: 2048 } } }] });
+      const link = page.locator('.artifacts a.path', { hasText: 'outputs/model.pt' });
+      await link.waitFor({ state: 'visible' });
+      await link.click();
+      const open = (await posted()).filter((m) => m.type === 'openArtifact');
+      assert.deepEqual(open, [{ type: 'openArtifact', path: 'outputs/model.pt' }]);
+      await send({ type: 'pulled', paths: ['outputs/model.pt'] });
+      await page.locator('.artifact .pulled').waitFor({ state: 'visible' });
+    });
+
+    it('links a remote traceback path to the local file and line', async () => {
+      await init();
+      const tb = 'Traceback (most recent call last):\n  File "/var/lib/hearth/worker/jobs/job_harness01/src/train.py", line 42, in <module>\n    main()\nValueError: train_loss\n';
+      await send({ type: 'events', events: [log(1, tb)] });
+      await waitForLog('ValueError');
+      // hover the path in the second row, then click it
+      const row = page.locator('.xterm-rows > div').nth(1);
+      const box = await row.boundingBox();
+      assert.ok(box);
+      // the screen is cols cells wide; aim at cell 30, inside the path
+      const cellW = await page.evaluate(() => document.querySelector('.xterm-screen').getBoundingClientRect().width / window.__hearthPanel.logCols());
+      const x = box.x + 30.5 * cellW;
+      await page.mouse.move(x, box.y + box.height / 2);
+      await page.waitForTimeout(200);
+      await page.mouse.click(x, box.y + box.height / 2);
+      await page.waitForFunction(() => (window.__posted as Posted[]).some((m) => m.type === 'openSource'));
+      const open = (await posted()).filter((m) => m.type === 'openSource');
+      assert.deepEqual(open, [{ type: 'openSource', jobId: 'job_harness01', path: 'src/train.py', line: 42 }]);
+    });
+
+  });
+
+  describe('item 6: charts', () => {
+    const chart = (tag: string): string => `.chart-card[data-tag="${tag}"]`;
+    const ticks = (tag: string) => page.evaluate((t) => window.__hearthPanel.charts.chart(t).ticks, tag);
+
+    it('shows a tooltip with step, raw and smoothed value, wall and relative time for every run', async () => {
+      await init();
+      const wall0 = Date.UTC(2026, 10, 30, 12, 0, 0) / 1000;
+      const pts = [];
+      for (let i = 0; i <= 100; i++) {
+        pts.push({ run: 'a', tag: 'loss', step: i, wallTime: wall0 + i, value: 1 + i });
+        pts.push({ run: 'b', tag: 'loss', step: i, wallTime: wall0 + 30 + 2 * i, value: 500 - i });
+      }
+      await send({ type: 'events', events: [points(1, pts)] });
+      const plot = page.locator(`${chart('loss')} .u-over`);
+      await plot.waitFor({ state: 'visible' });
+      const box = await plot.boundingBox();
+      assert.ok(box);
+      await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+      const tip = page.locator(`${chart('loss')} .chart-tooltip`);
+      await tip.waitFor({ state: 'visible' });
+      const rows = await tip.locator('.tooltip-row').allTextContents();
+      assert.equal(rows.length, 2, rows.join('\n'));
+      for (const [k, run] of ['a', 'b'].entries()) {
+        const r = rows[k] ?? '';
+        assert.match(r, new RegExp(`^${run}`), r);
+        const step = Number(/step ([\d,]+)/.exec(r)?.[1]?.replace(/,/g, ''));
+        assert.ok(step >= 40 && step <= 60, r);
+        const raw = run === 'a' ? 1 + step : 500 - step;
+        assert.match(r, new RegExp(`value ${raw} `), r);
+        assert.match(r, /smoothed [\d.]+/, r);
+        assert.match(r, /wall \d\d:\d\d:\d\d/, r);
+        const rel = run === 'a' ? step : 2 * step;
+        const relText = rel >= 60 ? `${Math.floor(rel / 60)}m${String(rel % 60).padStart(2, '0')}s` : `${rel}s`;
+        assert.match(r, new RegExp(`relative ${relText}$`), r);
+      }
+    });
+
+    it('draws the point of a series that has only one', async () => {
+      await init();
+      await send({ type: 'events', events: [points(1, [{ tag: 'eval/acc', step: 10, wallTime: 1000, value: 0.5 }])] });
+      await page.locator(`${chart('eval/acc')} canvas`).waitFor({ state: 'visible' });
+      await page.waitForTimeout(300);
+      const inked = await page.evaluate((t) => {
+        const u = window.__hearthPanel.charts.chart(t).uplot;
+        const dpr = window.devicePixelRatio || 1;
+        const x = Math.round((u.valToPos(10, 'x', true) as number));
+        const y = Math.round((u.valToPos(0.5, 'y', true) as number));
+        const d = u.ctx.getImageData(x - 3 * dpr, y - 3 * dpr, 6 * dpr, 6 * dpr).data;
+        let n = 0;
+        for (let i = 3; i < d.length; i += 4) if (d[i] > 128) n++;
+        return n;
+      }, 'eval/acc');
+      assert.ok(inked > 10, `pixels drawn at the lone point: ${inked}`);
+    });
+
+    it('labels a wall-time axis with clock times that do not overlap, and titles both axes', async () => {
+      await init({ ...JOB });
+      await send({ type: 'init', jobId: JOB.id, job: JOB, options: { xAxis: 'wall' } });
+      const wall0 = Date.UTC(2026, 10, 30, 12, 0, 0) / 1000;
+      const pts = Array.from({ length: 200 }, (_, i) => ({ tag: 'loss', step: i, wallTime: wall0 + i * 37, value: Math.exp(-i / 50) }));
+      await send({ type: 'events', events: [points(1, pts)] });
+      await page.locator(`${chart('loss')} canvas`).waitFor({ state: 'visible' });
+      await page.waitForFunction((t) => window.__hearthPanel.charts.chart(t)?.ticks.x.values.length > 1, 'loss');
+      const t = (await ticks('loss')).x;
+      const gaps = await page.evaluate(
+        ([tag, tk]) => {
+          const u = window.__hearthPanel.charts.chart(tag).uplot;
+          const ctx = document.createElement('canvas').getContext('2d');
+          ctx.font = u.axes[0].font[0] ?? '11px sans-serif';
+          const xs = tk.values.map((v: number) => u.valToPos(v, 'x'));
+          const ws = tk.labels.map((l: string) => ctx.measureText(l).width);
+          const out = [];
+          for (let i = 1; i < xs.length; i++) out.push(xs[i] - xs[i - 1] - (ws[i] + ws[i - 1]) / 2);
+          return { out, titles: [u.axes[0].label, u.axes[1].label] };
+        },
+        ['loss', t] as const,
+      );
+      assert.ok(t.labels.every((l: string) => /^\d\d:\d\d(:\d\d)?$/.test(l)), t.labels.join(' '));
+      assert.ok(gaps.out.every((g: number) => g >= 8), `space between neighbouring labels: ${gaps.out.map((g: number) => g.toFixed(0)).join(', ')}`);
+      assert.deepEqual(gaps.titles, ['wall time', 'value']);
+    });
+
+    it('labels a log scale over many decades with powers of ten only', async () => {
+      await send({ type: 'init', jobId: JOB.id, job: JOB, options: {} });
+      const pts = Array.from({ length: 100 }, (_, i) => ({ tag: 'lr', step: i, wallTime: 1000 + i, value: 10 ** (-6 + (7 * i) / 99) }));
+      await send({ type: 'events', events: [points(1, pts)] });
+      await page.locator('label.log-y input').check();
+      await page.waitForFunction((t) => window.__hearthPanel.charts.chart(t)?.uplot?.axes[1].label === 'value (log scale)' && window.__hearthPanel.charts.chart(t).ticks.y.values.length > 1, 'lr');
+      const t = (await ticks('lr')).y;
+      const shown = t.labels.filter((l: string) => l !== '');
+      assert.ok(shown.length >= 3, t.labels.join(' '));
+      for (const l of shown) assert.match(l, /^(1e-?\d+|0\.0*1|1|10+)$/, `a power of ten: ${t.labels.join(' ')}`);
+      const titles = await page.evaluate(() => window.__hearthPanel.charts.chart('lr').uplot.axes[1].label);
+      assert.equal(titles, 'value (log scale)');
+    });
+
+    it('downloads a chart as PNG and its data as CSV', async () => {
+      await init();
+      const pts = Array.from({ length: 5 }, (_, i) => ({ run: 'r1', tag: 'train/loss', step: i, wallTime: 1000 + i, value: 5 - i }));
+      await send({ type: 'events', events: [points(1, pts)] });
+      await page.locator(`${chart('train/loss')} canvas`).waitFor({ state: 'visible' });
+      await page.waitForTimeout(200);
+      await page.locator(`${chart('train/loss')} button`, { hasText: 'PNG' }).click();
+      await page.locator(`${chart('train/loss')} button`, { hasText: 'CSV' }).click();
+      const saves = (await posted()).filter((m) => m.type === 'save');
+      assert.equal(saves.length, 2);
+      const [png, csv] = saves as unknown as Array<{ format: string; name: string; data: string }>;
+      assert.equal(png?.format, 'png');
+      assert.equal(png?.name, 'train_loss.png');
+      assert.deepEqual([...Buffer.from(png!.data, 'base64').subarray(0, 4)], [0x89, 0x50, 0x4e, 0x47]);
+      assert.equal(csv?.name, 'train_loss.csv');
+      const lines = csv!.data.trim().split('\n');
+      assert.equal(lines[0], 'run,step,wall_time,value,smoothed');
+      assert.equal(lines.length, 6);
+      assert.match(lines[1] ?? '', /^r1,0,1000,5,5$/);
+    });
+  });
+
+  describe('item 7: empty and error states', () => {
+    it('says when the tag filter matches nothing, and when it is not a valid regex', async () => {
+      await init();
+      await send({ type: 'events', events: [points(1, [{ tag: 'loss', step: 1, wallTime: 1, value: 1 }, { tag: 'acc', step: 1, wallTime: 1, value: 1 }])] });
+      await page.locator('.chart-card[data-tag="loss"]').waitFor({ state: 'visible' });
+      await page.fill('input.filter', 'nothing-like-this');
+      const empty = page.locator('.charts-pane .empty');
+      await empty.waitFor({ state: 'visible' });
+      assert.match((await empty.textContent()) ?? '', /No tag matches “nothing-like-this” — 2 tags hidden/);
+      await page.fill('input.filter', 'lo(ss');
+      assert.match((await empty.textContent()) ?? '', /not a valid regular expression/);
+      assert.ok(await page.locator('input.filter.invalid').isVisible());
+      await page.fill('input.filter', 'lo');
+      await empty.waitFor({ state: 'hidden' });
+    });
+
+    it('counts log search matches and says when there is none', async () => {
+      await init();
+      await send({ type: 'events', events: [log(1, 'epoch 1 loss 3\nepoch 2 loss 2\nepoch 3 loss 1\n')] });
+      await waitForLog('epoch 3');
+      await page.fill('input.search', 'loss');
+      await page.waitForFunction(() => window.__hearthPanel.searchStatus() === '1 of 3');
+      await page.fill('input.search', 'accuracy');
+      await page.waitForFunction(() => window.__hearthPanel.searchStatus() === 'No match');
+      assert.equal(await page.locator('.search-count').textContent(), 'No match');
+    });
+
+    it('runs an elapsed clock while the run is live, also when the broker had not seen it start', async () => {
+      // queued when the host looked; the 'running' event says when it started
+      await init({ ...JOB, status: 'queued', startedAt: null });
+      const started = Date.now() - 65_000;
+      await send({ type: 'events', events: [{ seq: 1, ts: started, body: { type: 'status', status: 'running' } }] });
+      await page.waitForFunction(() => /^1m0\d s$|^1m0\ds$/.test(document.querySelector('.header .elapsed').textContent));
+      const first = await page.locator('.header .elapsed').textContent();
+      await page.waitForFunction((f) => document.querySelector('.header .elapsed').textContent !== f, first, { timeout: 5000 });
+    });
+
+    it('labels a CPU host\'s telemetry CPU and RAM, not GPU 0 and VRAM', async () => {
+      await init();
+      const cpu = { index: 0, utilizationPct: 50, memoryUsedMiB: 4096, memoryTotalMiB: 16384, temperatureC: null, powerW: null, device: 'cpu' };
+      await send({ type: 'events', events: [{ seq: 1, ts: 0, body: { type: 'telemetry', gpus: [cpu] } }] });
+      const tele = page.locator('.telemetry');
+      await tele.waitFor({ state: 'visible' });
+      const text = await tele.innerText();
+      assert.match(text, /CPU/);
+      assert.doesNotMatch(text, /GPU 0/);
+      assert.doesNotMatch(text, /temp|power/, 'a CPU host reports no temperature or power: no empty sparklines for them');
+      assert.match(text, /RAM/);
+    });
+  });
 });
