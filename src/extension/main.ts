@@ -4,7 +4,7 @@ import { connectionCommandHandlers } from './commands/connection-commands';
 import { CommandId, ViewId } from './commands/command-ids';
 import { leaseCommandHandlers } from './commands/lease-commands';
 import { RUN_LOG_SCHEME, RunLogDocuments } from './commands/run-log-document';
-import { runCommandHandlers, RunWatcher } from './commands/run-commands';
+import { pullDestination, runCommandHandlers, RunWatcher } from './commands/run-commands';
 import { viewCommandHandlers } from './commands/view-commands';
 import type { HearthServices } from './hearth-services';
 import { kernelCommandHandlers } from './kernel/kernel-commands';
@@ -97,7 +97,11 @@ function build(context: vscode.ExtensionContext, log: vscode.LogOutputChannel): 
     vscode.window.createTreeView(ViewId.runs, { treeDataProvider: runTree, showCollapseAll: true }),
   );
 
-  const panelDeps: RunPanelDeps = { getClient, log };
+  const jobFolder = (jobId: string): vscode.Uri | undefined => {
+    const f = context.workspaceState.get<Record<string, string>>(JOB_FOLDERS)?.[jobId];
+    return f ? vscode.Uri.parse(f) : undefined;
+  };
+  const panelDeps: RunPanelDeps = { getClient, log, jobFolder, pullDestination: (jobId) => pullDestination(services, jobId) };
   subs.push(RunPanel.registerSerializer(context, panelDeps));
 
   const services: HearthServices = {
@@ -111,10 +115,7 @@ function build(context: vscode.ExtensionContext, log: vscode.LogOutputChannel): 
     runTree,
     getClient,
     openPanel: (jobId) => void RunPanel.createOrShow(context, panelDeps, jobId),
-    jobFolder: (jobId) => {
-      const f = context.workspaceState.get<Record<string, string>>(JOB_FOLDERS)?.[jobId];
-      return f ? vscode.Uri.parse(f) : undefined;
-    },
+    jobFolder,
     rememberJobFolder: async (jobId, folder) => {
       const all = { ...context.workspaceState.get<Record<string, string>>(JOB_FOLDERS) };
       all[jobId] = folder.toString();

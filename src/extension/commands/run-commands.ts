@@ -135,7 +135,7 @@ export async function cancelRun(s: HearthServices, arg?: unknown): Promise<Job |
 }
 
 /** Where a job's weights go: `<its workspace folder>/.hearth/runs/<jobId>/`. */
-function pullDestination(s: HearthServices, jobId: string): vscode.Uri {
+export function pullDestination(s: HearthServices, jobId: string): vscode.Uri {
   const folder = s.jobFolder(jobId) ?? vscode.workspace.workspaceFolders?.[0]?.uri ?? s.context.globalStorageUri;
   return vscode.Uri.joinPath(folder, '.hearth', 'runs', jobId);
 }
