@@ -5,7 +5,7 @@ import { PullConflictError, pullArtifacts, type PulledFile } from '../../client/
 import { isNotebookEntry, isTerminal, type Job } from '../../shared/protocol';
 import type { HearthServices } from '../hearth-services';
 import { errorMessage } from '../services/errors';
-import { formatBytes } from '../views/format';
+import { formatBytes, isLocalBroker } from '../views/format';
 import { jobIdOf, pickJob, pickLease } from './args';
 import { CommandId } from './command-ids';
 import { runLogUri } from './run-log-document';
@@ -39,10 +39,12 @@ async function chooseLease(s: HearthServices, leaseId: string | undefined): Prom
   if (leaseId) return leaseId;
   const snap = await s.state.refresh();
   if (!snap.connected) {
+    // a local network is only the answer when the broker is meant to be this machine's
+    const local = isLocalBroker(snap.url);
     const choice = await vscode.window.showWarningMessage(
-      `Hearth: not connected to a broker (${snap.error ?? 'none configured'}).`,
+      snap.unreachable ? `Hearth: broker unreachable — retrying (${snap.error ?? snap.url}).` : `Hearth: not connected to a broker (${snap.error ?? 'none configured'}).`,
       'Connect to Broker…',
-      'Start Local Network',
+      ...(local ? ['Start Local Network'] : []),
     );
     if (choice === 'Connect to Broker…') void vscode.commands.executeCommand(CommandId.connect);
     if (choice === 'Start Local Network') void vscode.commands.executeCommand(CommandId.startLocalNetwork);

@@ -7,6 +7,7 @@ import { defineCommandTests } from './commands.test';
 import { defineConnectionTests } from './connection.test';
 import { defineGpuTests } from './gpus.test';
 import { defineNotebookTests } from './notebook.test';
+import { defineOutageTests } from './outage.test';
 import { defineRunTests } from './runs.test';
 
 export async function run(): Promise<void> {
@@ -18,6 +19,7 @@ export async function run(): Promise<void> {
   defineGpuTests();
   defineRunTests();
   defineNotebookTests();
+  defineOutageTests();
   // last: it signs out and back in
   defineConnectionTests();
   const failures = await new Promise<number>((resolve) => mocha.run(resolve));
