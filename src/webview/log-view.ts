@@ -74,14 +74,26 @@ export class LogView {
     this.term.open(host);
     this.term.registerLinkProvider({
       provideLinks: (y, callback) => {
-        const line = this.term.buffer.active.getLine(y - 1);
-        const text = line?.translateToString(true) ?? '';
-        const links = remoteSourceLinks(text).map((l) => ({
-          range: { start: { x: l.index + 1, y }, end: { x: l.index + l.length, y } },
-          text: text.slice(l.index, l.index + l.length),
-          decorations: { pointerCursor: true, underline: true },
-          activate: () => this.hooks.openSource(l.jobId, l.path, l.line),
-        }));
+        // the whole logical line, as a long path may wrap onto the next row
+        const buf = this.term.buffer.active;
+        let first = y - 1;
+        while (first > 0 && buf.getLine(first)?.isWrapped) first--;
+        let last = y - 1;
+        while (buf.getLine(last + 1)?.isWrapped) last++;
+        const cols = this.term.cols;
+        let text = '';
+        for (let r = first; r <= last; r++) text += buf.getLine(r)?.translateToString(r === last) ?? '';
+        // a string index as a (1-based) cell position; one cell per character is close enough
+        // for paths, which are ASCII
+        const at = (i: number) => ({ x: (i % cols) + 1, y: first + Math.floor(i / cols) + 1 });
+        const links = remoteSourceLinks(text)
+          .map((l) => ({
+            range: { start: at(l.index), end: at(l.index + l.length - 1) },
+            text: text.slice(l.index, l.index + l.length),
+            decorations: { pointerCursor: true, underline: true },
+            activate: () => this.hooks.openSource(l.jobId, l.path, l.line),
+          }))
+          .filter((l) => l.range.start.y <= y && l.range.end.y >= y);
         callback(links.length > 0 ? links : undefined);
       },
     });
