@@ -220,6 +220,30 @@ describe('panel webview, the first hour (issue 8)', function () {
       assert.deepEqual(open, [{ type: 'openSource', jobId: 'job_harness01', path: 'src/train.py', line: 42 }]);
     });
 
+
+    it('links a traceback path that wraps onto the next row, from either row', async () => {
+      await page.setViewportSize({ width: 420, height: 500 });
+      await init();
+      const tb = '  File "/var/lib/hearth/worker/jobs/job_harness01/src/models/very_long_module_name.py", line 7, in forward\n';
+      await send({ type: 'events', events: [log(1, tb)] });
+      await waitForLog('in forward');
+      const cols = await page.evaluate(() => window.__hearthPanel.logCols());
+      assert.ok(cols < tb.length - 20, `the line wraps (${cols} columns)`);
+      // click in the second row, on the file name's end
+      const row = page.locator('.xterm-rows > div').nth(1);
+      const box = await row.boundingBox();
+      assert.ok(box);
+      const cellW = await page.evaluate(() => document.querySelector('.xterm-screen').getBoundingClientRect().width / window.__hearthPanel.logCols());
+      const text = (await row.textContent()) ?? '';
+      const x = box.x + (text.indexOf('.py') + 0.5) * cellW;
+      assert.ok(text.indexOf('.py') >= 0, `the second row holds the file name's end: ${text}`);
+      await page.mouse.move(x, box.y + box.height / 2);
+      await page.waitForTimeout(200);
+      await page.mouse.click(x, box.y + box.height / 2);
+      await page.waitForFunction(() => (window.__posted as Posted[]).some((m) => m.type === 'openSource'));
+      const open = (await posted()).filter((m) => m.type === 'openSource');
+      assert.deepEqual(open, [{ type: 'openSource', jobId: 'job_harness01', path: 'src/models/very_long_module_name.py', line: 7 }]);
+    });
   });
 
   describe('item 6: charts', () => {
