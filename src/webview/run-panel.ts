@@ -120,6 +120,15 @@ const settings = {
 let split = saved?.split ?? 0.5;
 const applySplit = (): void => main.style.setProperty('--split', `${(split * 100).toFixed(2)}%`);
 applySplit();
+splitter.tabIndex = 0;
+splitter.addEventListener('keydown', (e) => {
+  const step = e.key === 'ArrowLeft' ? -0.05 : e.key === 'ArrowRight' ? 0.05 : 0;
+  if (step === 0) return;
+  e.preventDefault();
+  split = Math.min(0.9, Math.max(0.1, split + step));
+  applySplit();
+  persist();
+});
 splitter.addEventListener('pointerdown', (e) => {
   e.preventDefault();
   splitter.setPointerCapture(e.pointerId);

@@ -139,6 +139,11 @@ describe('panel webview, the first hour (issue 8)', function () {
       await page.mouse.up();
       const dragged = await widths();
       assert.ok(Math.abs(dragged.log - split.log - 200) < 3, `the log grew by 200 px: ${split.log} → ${dragged.log}`);
+      // and from the keyboard: focus the splitter, arrow left gives the charts 5% more
+      await page.locator('.splitter').focus();
+      await page.keyboard.press('ArrowLeft');
+      const keyed = await widths();
+      assert.ok(Math.abs(dragged.log - keyed.log - 0.05 * keyed.main) < 3, `${dragged.log} → ${keyed.log}`);
     });
   });
 
