@@ -39,6 +39,9 @@ export class BrokerError extends Error {
 export interface BrokerClientOptions {
   url: string;
   token?: string;
+  /** give up on a request/reply call (not a stream or a blob) after this long: a hung broker is
+   *  then an error, not a wait forever */
+  timeoutMs?: number;
 }
 
 type RequestBody = NonNullable<RequestInit['body']>;
@@ -48,10 +51,12 @@ const Health = z.object({ ok: z.boolean(), version: z.string() });
 export class BrokerClient {
   readonly url: string;
   readonly token: string | undefined;
+  readonly timeoutMs: number | undefined;
 
   constructor(opts: BrokerClientOptions) {
     this.url = normalizeBrokerUrl(opts.url);
     this.token = opts.token;
+    this.timeoutMs = opts.timeoutMs;
   }
 
   health(): Promise<{ ok: boolean; version: string }> {
@@ -259,12 +264,21 @@ export class BrokerClient {
   }
 
   private async json<T>(method: string, path: string, schema: z.ZodType<T, z.ZodTypeDef, unknown>, body?: unknown): Promise<T> {
-    const res = await this.request(method, path, {
-      headers: body === undefined ? {} : { 'content-type': 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    if (!res.ok) throw await toError(res);
-    const data: unknown = await res.json();
+    const signal = this.timeoutMs === undefined ? undefined : AbortSignal.timeout(this.timeoutMs);
+    let res: Response;
+    let data: unknown;
+    try {
+      res = await this.request(method, path, {
+        headers: body === undefined ? {} : { 'content-type': 'application/json' },
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal,
+      });
+      if (!res.ok) throw await toError(res);
+      data = await res.json();
+    } catch (err) {
+      if (signal?.aborted) throw new BrokerError(`the broker at ${this.url} did not answer ${method} ${path} within ${Math.round((this.timeoutMs ?? 0) / 1000)} s`, 0, 'unreachable');
+      throw err;
+    }
     const parsed = schema.safeParse(data);
     if (!parsed.success) {
       throw new BrokerError(`unexpected reply to ${method} ${path}: ${parsed.error.issues[0]?.message ?? 'invalid'}`, res.status, 'bad_reply');

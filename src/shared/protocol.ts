@@ -72,6 +72,8 @@ export const GpuTelemetry = z.object({
   memoryTotalMiB: z.number().nullable(),
   temperatureC: z.number().nullable(),
   powerW: z.number().nullable(),
+  /** 'cpu' when a host with no GPU reports its CPU and RAM (absent: a GPU) */
+  device: z.enum(['gpu', 'cpu']).optional(),
 });
 export type GpuTelemetry = z.infer<typeof GpuTelemetry>;
 

@@ -25,6 +25,9 @@ export function jobEnv(o: {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(o.workerEnv)) if (v !== undefined && isPassedThrough(k)) env[k] = v;
   env.PATH ??= DEFAULT_PATH;
+  // Output goes to a pipe, not a tty: tqdm and rich size their bars from these (else 80 or 10).
+  env.COLUMNS = '120';
+  env.LINES = '40';
   // The renter's own variables may override the machine's (their PATH, their locale)…
   for (const [k, v] of Object.entries(o.specEnv)) env[k] = v;
   // …but not what identifies the job to itself and to the worker's process accounting.

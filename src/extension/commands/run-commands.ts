@@ -4,7 +4,7 @@ import { PullConflictError, pullArtifacts, type PulledFile } from '../../client/
 import { isNotebookEntry, isTerminal, type Job } from '../../shared/protocol';
 import type { HearthServices } from '../hearth-services';
 import { errorMessage } from '../services/errors';
-import { formatBytes } from '../views/format';
+import { formatBytes, isLocalBroker } from '../views/format';
 import { jobIdOf, pickJob, pickLease } from './args';
 import { CommandId } from './command-ids';
 import { runLogUri } from './run-log-document';
@@ -41,10 +41,12 @@ async function chooseLease(s: HearthServices, leaseId: string | undefined): Prom
   if (leaseId) return { id: leaseId, own: false };
   const snap = await s.state.refresh();
   if (!snap.connected) {
+    // a local network is only the answer when the broker is meant to be this machine's
+    const local = isLocalBroker(snap.url);
     const choice = await vscode.window.showWarningMessage(
-      `Hearth: not connected to a broker (${snap.error ?? 'none configured'}).`,
+      snap.unreachable ? `Hearth: broker unreachable — retrying (${snap.error ?? snap.url}).` : `Hearth: not connected to a broker (${snap.error ?? 'none configured'}).`,
       'Connect to Broker…',
-      'Start Local Network',
+      ...(local ? ['Start Local Network'] : []),
     );
     if (choice === 'Connect to Broker…') void vscode.commands.executeCommand(CommandId.connect);
     if (choice === 'Start Local Network') void vscode.commands.executeCommand(CommandId.startLocalNetwork);
@@ -147,7 +149,7 @@ export async function cancelRun(s: HearthServices, arg?: unknown): Promise<Job |
 }
 
 /** Where a job's weights go: `<its workspace folder>/.hearth/runs/<jobId>/`. */
-function pullDestination(s: HearthServices, jobId: string): vscode.Uri {
+export function pullDestination(s: HearthServices, jobId: string): vscode.Uri {
   const folder = s.jobFolder(jobId) ?? vscode.workspace.workspaceFolders?.[0]?.uri ?? s.context.globalStorageUri;
   return vscode.Uri.joinPath(folder, '.hearth', 'runs', jobId);
 }

@@ -11,6 +11,8 @@ export interface HearthConfig {
   readonly outputs: readonly string[];
   readonly logdir: string;
   readonly pollIntervalSeconds: number;
+  /** how long a request may go unanswered before the broker counts as unreachable */
+  readonly requestTimeoutSeconds: number;
 }
 
 function read(): HearthConfig {
@@ -22,6 +24,7 @@ function read(): HearthConfig {
     inspected?.workspaceFolderValue !== undefined;
   const outputs = c.get<unknown>('outputs');
   const poll = c.get<number>('pollIntervalSeconds', 5);
+  const timeout = c.get<number>('requestTimeoutSeconds', 15);
   return {
     brokerUrl: normalizeUrl(c.get<string>('brokerUrl', DEFAULT_BROKER_URL) || DEFAULT_BROKER_URL),
     brokerUrlIsSet,
@@ -30,6 +33,7 @@ function read(): HearthConfig {
     logdir: (c.get<string>('logdir', 'runs') || 'runs').replace(/^\.\/+/, '').replace(/\/+$/, '') || 'runs',
     // a poll faster than a second only loads the broker; slower than 5 minutes looks broken
     pollIntervalSeconds: Number.isFinite(poll) ? Math.min(300, Math.max(1, poll)) : 5,
+    requestTimeoutSeconds: Number.isFinite(timeout) ? Math.min(600, Math.max(1, timeout)) : 15,
   };
 }
 

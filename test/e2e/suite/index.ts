@@ -8,6 +8,7 @@ import { defineConnectionTests } from './connection.test';
 import { defineGpuTests } from './gpus.test';
 import { defineMoneyTests } from './money.test';
 import { defineNotebookTests } from './notebook.test';
+import { defineOutageTests } from './outage.test';
 import { defineRunTests } from './runs.test';
 
 export async function run(): Promise<void> {
@@ -20,6 +21,7 @@ export async function run(): Promise<void> {
   defineRunTests();
   defineNotebookTests();
   defineMoneyTests();
+  defineOutageTests();
   // last: it signs out and back in
   defineConnectionTests();
   const failures = await new Promise<number>((resolve) => mocha.run(resolve));
