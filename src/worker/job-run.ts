@@ -15,6 +15,7 @@ import { isNotebookEntry, type EventBody, type JobAssignment, type JobStatus, ty
 import { findOutputs, hashFile, uploadOutput } from './artifacts';
 import type { BlobCache } from './blob-cache';
 import { confinedPath, confinedPathNoSymlinks } from './confine';
+import type { HfCache } from './hf-cache';
 import { inheritedEnv, jobEnv } from './job-env';
 import { DEFAULT_LIMITS, formatBytes, JobCgroup, rlimitArgs, type JobLimits, type LimitBackend } from './limits';
 import { LogBatcher } from './log-batcher';
@@ -58,6 +59,8 @@ export interface JobRunContext {
   tailMaxJobBytes?: number;
   /** how often the job's folder is measured against its disk limit; default 2000 */
   diskCheckMs?: number;
+  /** the per-account Hugging Face caches (HF_HOME); none: a job's HF_HOME is its private home's */
+  hfCache?: HfCache;
 }
 
 export type JobPhase = 'preparing' | 'running' | 'finishing' | 'done';
@@ -90,6 +93,8 @@ export class JobRun {
   readonly home: string;
   /** a kernel session's channel to its bridge; undefined for a job */
   private readonly kernel: KernelChannel | undefined;
+  /** lets go of the account's Hugging Face cache folder once the job ends */
+  private releaseHfCache: (() => void) | undefined;
 
   constructor(
     readonly assignment: JobAssignment,
@@ -141,6 +146,7 @@ export class JobRun {
         : { status: 'failed', reason: `worker error: ${(err as Error).message}`.slice(0, 10_000) };
     }
     this.phase = 'done';
+    this.releaseHfCache?.();
     // The job's home holds caches (pip, torch hub, HF): nobody wants them once it ended.
     await rm(this.home, { recursive: true, force: true }).catch((err: Error) => this.log('warn', 'could not remove the job\'s home', { err: err.message }));
     if (status.reason) status.reason = status.reason.slice(0, 10_000);
@@ -265,7 +271,19 @@ export class JobRun {
       // nvidia-smi numbers GPUs by PCI bus; CUDA's default order may differ, so pin it to match.
       set.CUDA_DEVICE_ORDER = 'PCI_BUS_ID';
     }
-    const env = jobEnv({ workerEnv: process.env, specEnv: spec.env, set });
+    const binds: string[] = [];
+    if (this.ctx.hfCache && this.assignment.cacheKey) {
+      try {
+        const hf = await this.ctx.hfCache.acquire(this.assignment.cacheKey, user);
+        this.releaseHfCache = hf.release;
+        set.HF_HOME = hf.dir;
+        binds.push(hf.dir);
+      } catch (err) {
+        // Not worth failing the job over: it downloads into its own home instead.
+        this.log('warn', 'no Hugging Face cache for this job', { err: (err as Error).message });
+      }
+    }
+    const env = jobEnv({ workerEnv: process.env, specEnv: spec.env, secrets: this.assignment.secrets, set });
 
     let file = this.ctx.python;
     let argv: string[];
@@ -296,6 +314,7 @@ export class JobRun {
         user,
         seccomp: seccomp !== null,
         tmpBytes: this.limits.tmpBytes,
+        binds,
       });
       file = sandbox.bwrap;
       this.sandboxed = true;
