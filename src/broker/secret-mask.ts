@@ -7,8 +7,10 @@
 // back the end of a chunk that could be the start of a value and puts it in front of the next
 // chunk of the same stream, so such a value is masked whole too.
 
+import { SECRET_MIN_MASKED } from '../shared/protocol';
+
 export const MASK = '***';
-export const MIN_MASKED = 4;
+export const MIN_MASKED = SECRET_MIN_MASKED;
 
 export class SecretMasker {
   /** longest first, so a value that contains another is masked whole */

@@ -5,6 +5,8 @@ import { UsageError } from './context';
 import { registerJobCommands } from './jobs';
 import { registerKernelCommands } from './kernels';
 import { registerLeaseCommands } from './leases';
+import { registerPushCommand } from './push';
+import { registerSecretCommands } from './secrets';
 import { registerServerCommands } from './up';
 import { VERSION } from './version';
 
@@ -22,6 +24,8 @@ export function buildProgram(): Command {
   registerLeaseCommands(program);
   registerJobCommands(program);
   registerKernelCommands(program);
+  registerSecretCommands(program);
+  registerPushCommand(program);
   return program;
 }
 

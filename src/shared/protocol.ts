@@ -182,6 +182,8 @@ const EnvName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'not a valid enviro
 
 /** Bytes (UTF-8) one secret's value may have: tokens and keys, not files. */
 export const SECRET_VALUE_MAX = 64 * 1024;
+/** Shorter values are not masked in logs: masking every "abc" would destroy a log and hide nothing. */
+export const SECRET_MIN_MASKED = 4;
 
 /** A secret's name: an environment variable's, not one the worker sets for its own use. */
 export const SecretName = z
