@@ -120,6 +120,7 @@ async function safeReaddir(dir: string): Promise<string[]> {
 async function measure(path: string): Promise<{ bytes: number; usedAt: number }> {
   let bytes = 0;
   let usedAt = 0;
+  let dirAt = 0;
   const stack = [path];
   while (stack.length) {
     const p = stack.pop()!;
@@ -130,9 +131,12 @@ async function measure(path: string): Promise<{ bytes: number; usedAt: number }>
       continue;
     }
     bytes += st.blocks * 512;
-    // A folder's atime moves when this very scan lists it: only its mtime says it was used.
-    usedAt = Math.max(usedAt, st.mtimeMs, st.isDirectory() ? 0 : st.atimeMs);
-    if (st.isDirectory()) for (const n of await safeReaddir(p)) stack.push(join(p, n));
+    // Files say when the entry was used (a folder's atime moves when this very scan lists it);
+    // a folder's mtime counts only for an entry with no file.
+    if (st.isDirectory()) {
+      dirAt = Math.max(dirAt, st.mtimeMs);
+      for (const n of await safeReaddir(p)) stack.push(join(p, n));
+    } else usedAt = Math.max(usedAt, st.mtimeMs, st.atimeMs);
   }
-  return { bytes, usedAt };
+  return { bytes, usedAt: usedAt || dirAt };
 }
