@@ -113,6 +113,23 @@ describe('secrets (integration)', function () {
     assert.ok(!text.includes(value) && !text.includes('API_KEY'), text);
   });
 
+  it('gives the owner\'s kernel the value too, masked in what its cells print', async () => {
+    const start = await hearth(['kernel', 'start'], net.env(alice.token!));
+    assert.equal(start.code, 0, start.stderr);
+    const session = start.stdout.trim();
+    try {
+      const r = await hearth(['kernel', 'exec', session, 'import os\nv = os.environ["API_KEY"]\nprint("cell:", v, len(v))'], net.env(alice.token!));
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout.trim(), `cell: *** ${value.length}`);
+      const stored = [];
+      for await (const e of alice.events(session)) stored.push(JSON.stringify(e.body));
+      assert.ok(stored.some((b) => b.includes('cell: ***')));
+      assert.ok(!stored.some((b) => b.includes(value)));
+    } finally {
+      await hearth(['kernel', 'stop', session], net.env(alice.token!));
+    }
+  });
+
   it('gives another account\'s job nothing of it', async () => {
     const ws = workspace({ 'peek.py': 'import os\nprint("env", sorted(os.environ))\nprint("API_KEY" in os.environ)\nprint(any("' + value.slice(3, 19) + '" in v for v in os.environ.values()))\n' });
     const r = await hearth(['run', join(ws, 'peek.py')], net.env(bob.token!));
