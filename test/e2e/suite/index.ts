@@ -8,6 +8,7 @@ import { defineConnectionTests } from './connection.test';
 import { defineGpuTests } from './gpus.test';
 import { defineNotebookTests } from './notebook.test';
 import { defineRunTests } from './runs.test';
+import { defineSecretHubTests } from './secrets-hub.test';
 
 export async function run(): Promise<void> {
   const mocha = new Mocha({ ui: 'bdd', timeout: 120_000, color: false, reporter: 'spec' });
@@ -18,6 +19,7 @@ export async function run(): Promise<void> {
   defineGpuTests();
   defineRunTests();
   defineNotebookTests();
+  defineSecretHubTests();
   // last: it signs out and back in
   defineConnectionTests();
   const failures = await new Promise<number>((resolve) => mocha.run(resolve));
