@@ -118,7 +118,16 @@ export class Secrets {
       await repo.initKeyCheck(box.seal(KEY_CHECK, 'key_check'));
     }
     const s = new Secrets(repo, box);
-    for (const row of await repo.all()) s.cache(row.accountId).set(row.name, box.open(row.sealed, aad(row.accountId, row.name)));
+    for (const row of await repo.all()) {
+      let value: string;
+      try {
+        value = box.open(row.sealed, aad(row.accountId, row.name));
+      } catch {
+        // The key opened the check value, so this row was altered (or copied from elsewhere).
+        throw new SecretsKeyError(`secret ${row.name} of account ${row.accountId} does not open with this key: its stored value was altered; remove it (DELETE FROM secrets WHERE account_id = '${row.accountId}' AND name = '${row.name}') and set it again`);
+      }
+      s.cache(row.accountId).set(row.name, value);
+    }
     return s;
   }
 

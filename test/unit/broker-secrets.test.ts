@@ -70,6 +70,42 @@ describe('broker: secrets', () => {
     await again.close();
   });
 
+  it('the routes: validate names and values, need a user token, and never return a value', async () => {
+    const b = await buildBroker({ dataDir: dir });
+    try {
+      const admin = b.adminToken!;
+      const worker = b.broker.createToken(b.broker.authenticate(admin)!.accountId, 'worker', 'w');
+      // A real port: a refused request's body is left unread, which app.inject cannot do.
+      const base = await b.app.listen({ port: 0, host: '127.0.0.1' });
+      const req = async (method: 'GET' | 'PUT' | 'DELETE', url: string, token: string | undefined, payload?: unknown) => {
+        const headers: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
+        if (payload !== undefined) headers['content-type'] = 'application/json';
+        const res = await fetch(base + url, { method, headers, body: payload === undefined ? undefined : JSON.stringify(payload) });
+        const body = await res.text();
+        return { statusCode: res.status, body, json: <T = unknown>() => JSON.parse(body) as T };
+      };
+      assert.equal((await req('PUT', '/v1/secrets/HF_TOKEN', undefined, { value: 'hf_x1234' })).statusCode, 401);
+      assert.equal((await req('PUT', '/v1/secrets/HF_TOKEN', worker, { value: 'hf_x1234' })).statusCode, 403);
+      const badName = await req('PUT', '/v1/secrets/9LIVES', admin, { value: 'v' });
+      assert.equal(badName.statusCode, 400);
+      assert.match(badName.json<{ message: string }>().message, /secret name: name: a secret name is an environment variable name/);
+      assert.equal((await req('PUT', '/v1/secrets/HF_TOKEN', admin, { value: '' })).statusCode, 400);
+      assert.equal((await req('PUT', '/v1/secrets/HF_TOKEN', admin, { value: 'x'.repeat(64 * 1024 + 1) })).statusCode, 400);
+      assert.equal((await req('PUT', '/v1/secrets/HF_TOKEN', admin, { value: 'v', more: 1 })).statusCode, 400);
+      assert.deepEqual((await req('GET', '/v1/secrets', admin)).json(), [], 'nothing was stored by the refused requests');
+      const put = await req('PUT', '/v1/secrets/HF_TOKEN', admin, { value: 'hf_x1234' });
+      assert.equal(put.statusCode, 200);
+      assert.deepEqual(Object.keys(put.json()).sort(), ['name', 'updatedAt']);
+      const list = await req('GET', '/v1/secrets', admin);
+      assert.ok(!list.body.includes('hf_x1234'));
+      assert.deepEqual(list.json<{ name: string }[]>().map((x) => x.name), ['HF_TOKEN']);
+      assert.equal((await req('DELETE', '/v1/secrets/HF_TOKEN', admin)).statusCode, 204);
+      assert.equal((await req('DELETE', '/v1/secrets/HF_TOKEN', admin)).statusCode, 404);
+    } finally {
+      await b.close();
+    }
+  });
+
   it('masks values whole, line by line, and longest first; leaves values under 4 characters alone', () => {
     const m = new SecretMasker(['hf_abcdef', 'hf_abcdef_long', 'abc', '-----BEGIN KEY-----\nMIIEvQIBADANBgkq\n-----END KEY-----']);
     assert.equal(m.mask('a hf_abcdef_long and hf_abcdef'), 'a *** and ***');
