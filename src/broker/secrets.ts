@@ -83,12 +83,16 @@ interface JobMasking {
   given: Set<string>;
   /** held-back ends of each stream (see SecretMasker.split) */
   carry: { stdout: string; stderr: string };
+  /** built once per change of the account's secrets, not per event */
+  masker?: { version: number; masker: SecretMasker };
 }
 
 export class Secrets {
   private readonly values = new Map<string, Map<string, string>>();
   private readonly maskers = new Map<string, SecretMasker>();
   private readonly jobs = new Map<string, JobMasking>();
+  /** bumped by every set and remove */
+  private version = 0;
 
   private constructor(
     private readonly repo: SecretRepository,
@@ -146,6 +150,7 @@ export class Secrets {
     await this.repo.put({ accountId, name, sealed: this.box.seal(value, aad(accountId, name)), updatedAt });
     mine.set(name, value);
     this.maskers.delete(accountId);
+    this.version++;
     return { name, updatedAt };
   }
 
@@ -153,6 +158,7 @@ export class Secrets {
     if (!(await this.repo.remove(accountId, name))) throw new HttpError(404, 'not_found', `no secret ${name}`);
     this.values.get(accountId)?.delete(name);
     this.maskers.delete(accountId);
+    this.version++;
   }
 
   list(accountId: string): Promise<SecretInfo[]> {
@@ -164,6 +170,7 @@ export class Secrets {
     const env = Object.fromEntries(this.values.get(job.account_id) ?? []);
     const m = this.jobState(job.id);
     for (const v of Object.values(env)) m.given.add(v);
+    m.masker = undefined;
     return env;
   }
 
@@ -174,14 +181,15 @@ export class Secrets {
   }
 
   private maskerFor(job: Pick<JobRow, 'id' | 'account_id'>): SecretMasker {
-    const given = this.jobs.get(job.id)?.given;
+    const state = this.jobs.get(job.id);
     const own = this.values.get(job.account_id);
-    if (!given?.size) {
+    if (!state?.given.size) {
       let m = this.maskers.get(job.account_id);
       if (!m) this.maskers.set(job.account_id, (m = new SecretMasker(own?.values() ?? [])));
       return m;
     }
-    return new SecretMasker([...(own?.values() ?? []), ...given]);
+    if (state.masker?.version !== this.version) state.masker = { version: this.version, masker: new SecretMasker([...(own?.values() ?? []), ...state.given]) };
+    return state.masker.masker;
   }
 
   /**
