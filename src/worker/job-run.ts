@@ -95,6 +95,8 @@ export class JobRun {
   private readonly kernel: KernelChannel | undefined;
   /** lets go of the account's Hugging Face cache folder once the job ends */
   private releaseHfCache: (() => void) | undefined;
+  /** that folder and its size when the job got it: what the job adds counts against its disk limit */
+  private hfCache: { dir: string; bytesAtStart: number } | undefined;
 
   constructor(
     readonly assignment: JobAssignment,
@@ -276,6 +278,7 @@ export class JobRun {
       try {
         const hf = await this.ctx.hfCache.acquire(this.assignment.cacheKey, user);
         this.releaseHfCache = hf.release;
+        this.hfCache = { dir: hf.dir, bytesAtStart: (await diskUsage([hf.dir])).bytes };
         set.HF_HOME = hf.dir;
         binds.push(hf.dir);
       } catch (err) {
@@ -449,13 +452,17 @@ export class JobRun {
       if (stopped) return;
       const started = Date.now();
       const used = await diskUsage([this.workspace, this.home]);
+      // What the job added to its account's Hugging Face cache counts too (a huge cache that
+      // cannot be walked whole is not held against it).
+      const hf = this.hfCache && (await diskUsage([this.hfCache.dir]));
+      const added = hf && !hf.truncated ? Math.max(0, hf.bytes - this.hfCache!.bytesAtStart) : 0;
       // A folder of very many files makes each walk dear: walk at most a tenth of the time.
       const next = Math.max(this.ctx.diskCheckMs ?? 2000, 10 * (Date.now() - started));
       if (stopped) return;
-      if (used.bytes > limit || used.truncated) {
+      if (used.bytes + added > limit || used.truncated) {
         this.limitReason = used.truncated
           ? `disk limit: more than ${MAX_DISK_ENTRIES} files and folders`
-          : `disk limit: ${formatBytes(limit)} exceeded (${formatBytes(used.bytes)} in its folder)`;
+          : `disk limit: ${formatBytes(limit)} exceeded (${formatBytes(used.bytes + added)} in its folder${added ? ' and the Hugging Face cache' : ''})`;
         this.log('warn', 'job over its disk limit; stopping it', { used: used.bytes, limit });
         // No grace: each second of it is more of the provider's disk.
         this.signalGroup('SIGKILL');

@@ -14,7 +14,7 @@ describe('per-account Hugging Face cache (integration)', function () {
 
   before(async () => {
     // --sandbox bwrap: the isolation between accounts is the sandbox's (scripts/setup.sh installs it).
-    net = await Network.start(['--kill-grace', '2', '--sandbox', 'bwrap', '--hf-cache-max', '1G', '--nvidia-smi', join(REPO, 'test/fixtures/nvidia-smi/fake-nvidia-smi')]);
+    net = await Network.start(['--kill-grace', '2', '--sandbox', 'bwrap', '--hf-cache-max', '1G', '--job-disk', '64M', '--nvidia-smi', join(REPO, 'test/fixtures/nvidia-smi/fake-nvidia-smi')]);
     const admin = net.client();
     alice = net.client((await admin.createAccount('alice')).token);
     bob = net.client((await admin.createAccount('bob')).token);
@@ -64,5 +64,22 @@ describe('per-account Hugging Face cache (integration)', function () {
     // A job sees its own account's folder and no other in the cache's folder.
     assert.match(bobs.stdout, /^siblings True$/m);
     assert.match(second.stdout, /^siblings True$/m);
+  });
+
+  it('counts what a job adds to the cache against its disk limit', async () => {
+    const hog = workspace({
+      'hog.py': [
+        'import os, time',
+        'd = os.path.join(os.environ["HF_HOME"], "hub", "models--org--huge", "blobs")',
+        'os.makedirs(d, exist_ok=True)',
+        'with open(os.path.join(d, "w"), "wb") as f:',
+        '    for _ in range(96): f.write(os.urandom(1 << 20))',
+        'print("written", flush=True)',
+        'time.sleep(60)',
+      ].join('\n'),
+    });
+    const r = await hearth(['run', join(hog, 'hog.py')], net.env(alice.token!));
+    assert.notEqual(r.code, 0, r.stdout);
+    assert.match(r.stderr, /disk limit: 64 MiB exceeded \(\d+(\.\d+)? MiB in its folder and the Hugging Face cache\)/);
   });
 });
