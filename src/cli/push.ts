@@ -3,7 +3,7 @@
 // prompt; the broker never returns secret values, so a secret named HF_TOKEN reaches jobs only.
 import type { Command } from 'commander';
 import { readFileSync, statSync } from 'node:fs';
-import { HubPushError, pushRun } from '../client/hub-push';
+import { checkHubToken, HUB_REPO_RE, HubPushError, pushRun } from '../client/hub-push';
 import { Id } from '../shared/protocol';
 import { clientFor, flag, globals, UsageError } from './context';
 import { printJson } from './output';
@@ -35,11 +35,17 @@ export function registerPushCommand(program: Command): void {
     .option('--hub-token-file <file>', 'read the Hub token from this file (mode 0600); else HF_TOKEN, else a prompt')
     .action(async (job: string, o: { repo: string; private?: boolean; revision: string; hubUrl?: string; hubTokenFile?: string }, cmd: Command) => {
       const jobId = flag('job', Id, job);
+      if (!HUB_REPO_RE.test(o.repo)) throw new UsageError(`--repo must be OWNER/NAME, e.g. my-name/my-model (got ${JSON.stringify(o.repo)})`);
       const client = clientFor(cmd);
       let token = hubToken(o.hubTokenFile);
       if (!token) {
         if (!process.stdin.isTTY) throw new UsageError('no Hub token: set HF_TOKEN or pass --hub-token-file FILE');
         token = await promptHidden('Hugging Face token (write access; not shown): ');
+      }
+      try {
+        token = checkHubToken(token);
+      } catch (err) {
+        throw new UsageError((err as Error).message);
       }
       try {
         const r = await pushRun(client, {
@@ -55,7 +61,8 @@ export function registerPushCommand(program: Command): void {
         process.stdout.write(`${r.commitUrl ?? r.repoUrl}\n`);
         process.stderr.write(`hearth: pushed ${r.files.length} file(s) to ${r.repoUrl}\n`);
       } catch (err) {
-        if (err instanceof HubPushError) throw new UsageError(err.message);
+        // The Hub's refusal (a bad token, no access) in words, without a stack.
+        if (err instanceof HubPushError) throw new Error(err.message);
         throw err;
       }
     });

@@ -44,12 +44,12 @@ describe('secrets (integration)', function () {
 
   it('sets a secret from stdin, never from an argument, and lists it without its value', async () => {
     const refused = await hearth(['secret', 'set', 'API_KEY', value], net.env(alice.token!));
-    assert.equal(refused.code, 2, refused.stderr);
+    assert.ok(refused.code !== 0 && refused.code !== null, refused.stderr);
     assert.match(refused.stderr, /never an argument/);
     assert.deepEqual(await alice.secrets(), []);
 
     const bad = await hearthWithInput(['secret', 'set', '1BAD'], net.env(alice.token!), 'x\n');
-    assert.equal(bad.code, 2);
+    assert.ok(bad.code !== 0 && bad.code !== null);
     assert.match(bad.stderr, /environment variable name/);
 
     const set = await hearthWithInput(['secret', 'set', 'API_KEY'], net.env(alice.token!), value + '\n');
@@ -116,7 +116,7 @@ describe('secrets (integration)', function () {
   it('gives the owner\'s kernel the value too, masked in what its cells print', async () => {
     const start = await hearth(['kernel', 'start'], net.env(alice.token!));
     assert.equal(start.code, 0, start.stderr);
-    const session = start.stdout.trim();
+    const session = /\b(job_[0-9A-Za-z]+)\b/.exec(start.stdout + start.stderr)![1]!;
     try {
       const r = await hearth(['kernel', 'exec', session, 'import os\nv = os.environ["API_KEY"]\nprint("cell:", v, len(v))'], net.env(alice.token!));
       assert.equal(r.code, 0, r.stderr);
