@@ -13,7 +13,10 @@ import { registerJsonParser } from './json-body';
 import { apiRoutes } from './routes/api';
 import { blobRoutes } from './routes/blobs';
 import { eventRoutes } from './routes/events';
+import { secretRoutes } from './routes/secrets';
 import { workerSocketRoute } from './routes/worker-socket';
+import { loadSecretsKey } from './secret-box';
+import { Secrets, SqliteSecretRepository } from './secrets';
 import { BlobStore } from './store/blob-store';
 import { openDb } from './store/db';
 import { WorkerHub } from './worker-hub';
@@ -34,6 +37,8 @@ export const BrokerOptions = z.object({
   uploadMinBytes: z.number().int().min(1).default(16 * 1024),
   /** how often leases are checked against their cost caps, their account's limit and their idle release */
   meterMs: z.number().int().positive().default(1000),
+  /** the operator's secrets key (32 bytes, hex or base64); else HEARTH_SECRETS_KEY, else <dataDir>/secrets.key */
+  secretsKeyFile: z.string().min(1).optional(),
 });
 export type BrokerOptions = z.input<typeof BrokerOptions>;
 
@@ -51,7 +56,7 @@ function makePrivate(dataDir: string): void {
   // SQLite gives its -wal and -shm files the mode of the database file, so that is set first.
   closeSync(openSync(db, 'a', 0o600));
   for (const f of readdirSync(dataDir)) {
-    if (f.startsWith('broker.db') || f === 'admin-token' || f === 'worker-token' || f === 'config.json') chmodSync(join(dataDir, f), 0o600);
+    if (f.startsWith('broker.db') || f === 'admin-token' || f === 'worker-token' || f === 'config.json' || f === 'secrets.key') chmodSync(join(dataDir, f), 0o600);
   }
 }
 
@@ -95,6 +100,19 @@ export async function buildBroker(options: BrokerOptions, logger: FastifyServerO
   const db = openDb(join(opts.dataDir, 'broker.db'));
   const blobs = new BlobStore(join(opts.dataDir, 'blobs'), { stallMs: opts.uploadStallMs, minBytes: opts.uploadMinBytes });
   const broker = new Broker(db, { maxJobEventBytes: opts.maxJobEventBytes });
+  let secrets: Secrets;
+  try {
+    const key = loadSecretsKey({ dataDir: opts.dataDir, keyFile: opts.secretsKeyFile });
+    secrets = await Secrets.open(new SqliteSecretRepository(db), key.key, key.source);
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+  const onEnded = broker.events.onEnded;
+  broker.events.onEnded = (job) => {
+    secrets.forget(job.id);
+    onEnded(job);
+  };
   const adminToken = broker.bootstrapAdmin();
 
   const app = Fastify({
@@ -132,11 +150,12 @@ export async function buildBroker(options: BrokerOptions, logger: FastifyServerO
   const shutdown = new AbortController();
   // Every open follower listens for shutdown; dozens are normal, not a leak.
   setMaxListeners(0, shutdown.signal);
-  const hub = new WorkerHub(broker, app.log, opts.heartbeatMs, opts.lostAfterMs);
+  const hub = new WorkerHub(broker, app.log, opts.heartbeatMs, opts.lostAfterMs, secrets);
   await app.register(websocket, { options: { maxPayload: 16 * 1024 * 1024 } });
   const spend = new Spend(broker, new SqliteSpendRepository(db));
   apiRoutes(app, broker, spend, opts.version);
   blobRoutes(app, broker, blobs, opts.maxBlobBytes);
+  secretRoutes(app, broker, secrets);
   eventRoutes(app, broker, shutdown.signal, opts.pingMs);
   const workerSockets = workerSocketRoute(app, broker, hub);
 

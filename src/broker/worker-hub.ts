@@ -2,6 +2,7 @@
 // stream with acknowledgements. A worker keeps every event until it is acked, so a broker that
 // restarts mid-job loses nothing: the worker resends after it reconnects and repeats are dropped.
 import type { FastifyBaseLogger } from 'fastify';
+import { createHash } from 'node:crypto';
 import type { WebSocket } from 'ws';
 import { z } from 'zod';
 import {
@@ -17,6 +18,7 @@ import {
 } from '../shared/protocol';
 import { ArtifactRefused, type Broker, type Principal, type WorkerLink } from './broker';
 import type { JobRow } from './event-log';
+import type { Secrets } from './secrets';
 
 interface Conn {
   socket: WebSocket;
@@ -42,6 +44,8 @@ export class WorkerHub implements WorkerLink {
     private readonly heartbeatMs: number,
     /** a running job whose worker stays away this long is marked lost */
     private readonly lostAfterMs: number,
+    /** the renters' secrets: sent with each dispatch, masked out of each event */
+    private readonly secrets?: Secrets,
   ) {
     broker.link = this;
   }
@@ -69,6 +73,9 @@ export class WorkerHub implements WorkerLink {
       gpuIndices: JSON.parse(lease.gpu_indices) as number[],
       spec: this.broker.jobSpec(job.id),
       ackedWseq: job.last_wseq,
+      secrets: this.secrets?.envFor(job) ?? {},
+      // Opaque to the worker, the same for the account's sessions on it, different on another worker.
+      cacheKey: createHash('sha256').update(`hf-cache\0${job.worker_id}\0${job.account_id}`).digest('hex').slice(0, 32),
     };
     this.send(conn, { type: 'job', job: assignment });
   }
@@ -189,9 +196,16 @@ export class WorkerHub implements WorkerLink {
           body = { type: 'notice', level: 'error', message: err.message };
         }
       }
+      // Secret values are masked here, before anything is stored: the worker is a stranger.
+      const masked = this.secrets && !isTerminal(job.status) && wseq === job.last_wseq + 1 ? this.secrets.prepare(job, body) : undefined;
+      if (masked) {
+        for (const b of masked.before) this.broker.events.append(jobId, b);
+        body = masked.body;
+      }
       const r = this.broker.events.append(jobId, body, wseq);
       switch (r.kind) {
         case 'appended':
+          masked?.commit();
           this.broker.events.unstall(jobId);
           this.send(conn, { type: 'ack', jobId, wseq });
           if (body.type === 'status' && isTerminal(body.status)) this.send(conn, { type: 'forget', jobId });

@@ -7,6 +7,8 @@ import { withGlobalHelp } from './help';
 import { registerJobCommands } from './jobs';
 import { registerKernelCommands } from './kernels';
 import { registerLeaseCommands } from './leases';
+import { registerPushCommand } from './push';
+import { registerSecretCommands } from './secrets';
 import { registerServerCommands } from './up';
 import { VERSION } from './version';
 
@@ -24,6 +26,8 @@ export function buildProgram(): Command {
   registerLeaseCommands(program);
   registerJobCommands(program);
   registerKernelCommands(program);
+  registerSecretCommands(program);
+  registerPushCommand(program);
   return withGlobalHelp(program);
 }
 

@@ -13,7 +13,7 @@ import { VERSION } from './version';
 export type WorkerSettings = Pick<
   WorkerOptions,
   | 'python' | 'nvidiaSmi' | 'pricePerHour' | 'name' | 'killGraceMs' | 'sandbox' | 'hidePaths'
-  | 'jobUser' | 'jobMemoryBytes' | 'jobPids' | 'jobDiskBytes' | 'jobTmpBytes' | 'tailMaxFileBytes' | 'tailMaxJobBytes'
+  | 'jobUser' | 'jobMemoryBytes' | 'jobPids' | 'jobDiskBytes' | 'jobTmpBytes' | 'tailMaxFileBytes' | 'tailMaxJobBytes' | 'hfCacheMaxBytes'
 >;
 
 /** A service's log: one JSON object a line, with workerId/jobId fields, on stderr. */
@@ -33,9 +33,16 @@ function quietWorkerLog(): WorkerOptions['log'] {
   };
 }
 
-export async function runBroker(o: { dataDir: string; port: number; host: string; uploadStallMs?: number }): Promise<void> {
+export async function runBroker(o: { dataDir: string; port: number; host: string; uploadStallMs?: number; secretsKeyFile?: string | undefined }): Promise<void> {
   const b = await startBroker(
-    { dataDir: o.dataDir, version: VERSION, port: o.port, host: o.host, ...(o.uploadStallMs ? { uploadStallMs: o.uploadStallMs } : {}) },
+    {
+      dataDir: o.dataDir,
+      version: VERSION,
+      port: o.port,
+      host: o.host,
+      ...(o.uploadStallMs ? { uploadStallMs: o.uploadStallMs } : {}),
+      ...(o.secretsKeyFile ? { secretsKeyFile: o.secretsKeyFile } : {}),
+    },
     brokerLogger(),
   );
   if (b.adminToken) process.stderr.write(`hearth: first start; admin token (shown once, also in ${b.adminTokenPath}):\n${b.adminToken}\n`);

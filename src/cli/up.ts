@@ -7,6 +7,7 @@ import { resolveDataDir } from '../client/config';
 import { flag, globals, NonNegative, PortFlag, PositiveNumber, UsageError } from './context';
 import { ByteSize, DEFAULT_LIMITS, formatBytes, PidCount } from '../worker/limits';
 import { DEFAULT_JOB_USER, SANDBOX_MODES, type SandboxMode } from '../worker/sandbox';
+import { DEFAULT_HF_CACHE_MAX_BYTES } from '../worker/hf-cache';
 import { DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_JOB_BYTES } from '../worker/tailer';
 import type * as ServerEntry from './server-entry';
 import { stopUp } from './up-lock';
@@ -26,6 +27,7 @@ interface WorkerFlags {
   jobTmp?: string;
   tailMaxFile?: string;
   tailMaxJob?: string;
+  hfCacheMax?: string;
 }
 
 /** Loads the server bundle (dist/server.js) on demand; from source (tests via tsx) the module itself. */
@@ -51,6 +53,7 @@ function workerSettings(f: WorkerFlags): ServerEntry.WorkerSettings {
     jobTmpBytes: size('job-tmp', f.jobTmp),
     tailMaxFileBytes: size('tail-max-file', f.tailMaxFile),
     tailMaxJobBytes: size('tail-max-job', f.tailMaxJob),
+    hfCacheMaxBytes: f.hfCacheMax === undefined ? undefined : f.hfCacheMax.trim() === '0' ? 0 : size('hf-cache-max', f.hfCacheMax),
   };
 }
 
@@ -126,7 +129,8 @@ export function registerServerCommands(program: Command): void {
       .option('--job-disk <size>', `what one job may keep in its folder and home (default ${formatBytes(DEFAULT_LIMITS.diskBytes)})`)
       .option('--job-tmp <size>', `size of one job's in-memory /tmp, and of its /dev/shm (default ${formatBytes(DEFAULT_LIMITS.tmpBytes)})`)
       .option('--tail-max-file <size>', `bytes of one TensorBoard file the worker reads (default ${formatBytes(DEFAULT_MAX_FILE_BYTES)})`)
-      .option('--tail-max-job <size>', `bytes of one job's TensorBoard files the worker reads (default ${formatBytes(DEFAULT_MAX_JOB_BYTES)})`);
+      .option('--tail-max-job <size>', `bytes of one job's TensorBoard files the worker reads (default ${formatBytes(DEFAULT_MAX_JOB_BYTES)})`)
+      .option('--hf-cache-max <size>', `size of the per-account Hugging Face caches together, least recently used models evicted; 0 turns them off (default ${formatBytes(DEFAULT_HF_CACHE_MAX_BYTES)})`);
 
   program
     .command('broker')
@@ -134,10 +138,12 @@ export function registerServerCommands(program: Command): void {
     .option('--port <port>', 'port to listen on', '7777')
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--upload-stall <seconds>', 'cut an upload that brings less than 16 KiB in this many seconds', '30')
-    .action(async (o: { port: string; host: string; uploadStall: string }, cmd: Command) => {
+    .option('--secrets-key-file <file>', 'key (32 bytes, hex or base64; mode 0600) that seals renters\' secrets (else HEARTH_SECRETS_KEY, else <data-dir>/secrets.key, made on first start)')
+    .action(async (o: { port: string; host: string; uploadStall: string; secretsKeyFile?: string }, cmd: Command) => {
       const dataDir = resolveDataDir(globals(cmd).dataDir);
       const uploadStallMs = Math.round(flag('upload-stall', PositiveNumber, o.uploadStall) * 1000);
-      await server().runBroker({ dataDir, port: flag('port', PortFlag, o.port), host: o.host, uploadStallMs });
+      const secretsKeyFile = o.secretsKeyFile === undefined ? undefined : resolve(o.secretsKeyFile);
+      await server().runBroker({ dataDir, port: flag('port', PortFlag, o.port), host: o.host, uploadStallMs, secretsKeyFile });
     });
 
   workerFlags(

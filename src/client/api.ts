@@ -18,6 +18,7 @@ import {
   Me,
   MissingBlobsReply,
   Offer,
+  SecretInfo,
   TokenInfo,
   type CreateLeaseBody,
   type JobEvent,
@@ -202,6 +203,18 @@ export class BrokerClient {
   }
   artifacts(jobId: string): Promise<Artifact[]> {
     return this.json('GET', `/v1/jobs/${enc(jobId)}/artifacts`, z.array(Artifact));
+  }
+
+  /** This account's secrets: names and when each was set, never a value. */
+  secrets(): Promise<SecretInfo[]> {
+    return this.json('GET', '/v1/secrets', z.array(SecretInfo));
+  }
+  setSecret(name: string, value: string): Promise<SecretInfo> {
+    return this.json('PUT', `/v1/secrets/${enc(name)}`, SecretInfo, { value });
+  }
+  async removeSecret(name: string): Promise<void> {
+    const res = await this.request('DELETE', `/v1/secrets/${enc(name)}`);
+    if (!res.ok) throw await toError(res);
   }
 
   /**

@@ -5,6 +5,7 @@ import { CommandId, ViewId } from './commands/command-ids';
 import { leaseCommandHandlers } from './commands/lease-commands';
 import { RUN_LOG_SCHEME, RunLogDocuments } from './commands/run-log-document';
 import { pullDestination, runCommandHandlers, RunWatcher } from './commands/run-commands';
+import { secretHubCommandHandlers } from './commands/secret-hub-commands';
 import { viewCommandHandlers } from './commands/view-commands';
 import type { HearthServices } from './hearth-services';
 import { kernelCommandHandlers } from './kernel/kernel-commands';
@@ -66,6 +67,8 @@ const COMMAND_TITLES: Record<string, string> = {
   [CommandId.openKernelPanel]: 'opening the kernel panel',
   [CommandId.showKernelLog]: 'showing the kernel log',
   [CommandId.shutDownKernel]: 'shutting down the kernel',
+  [CommandId.setSecret]: 'setting the secret',
+  [CommandId.pushToHub]: 'pushing to the Hugging Face Hub',
 };
 
 export async function activate(context: vscode.ExtensionContext): Promise<HearthApi> {
@@ -148,6 +151,7 @@ function build(context: vscode.ExtensionContext, log: vscode.LogOutputChannel): 
     ...connectionCommandHandlers(services),
     ...viewCommandHandlers(services),
     ...kernelCommandHandlers(services, notebooks),
+    ...secretHubCommandHandlers(services),
   };
   for (const [id, handler] of Object.entries(handlers)) {
     subs.push(

@@ -229,6 +229,33 @@ export const isTerminal = (s: JobStatus): boolean => TERMINAL_STATUSES.includes(
 
 const EnvName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'not a valid environment variable name');
 
+// ---------- secrets ----------
+
+/** Bytes (UTF-8) one secret's value may have: tokens and keys, not files. */
+export const SECRET_VALUE_MAX = 64 * 1024;
+/** Shorter values are not masked in logs: masking every "abc" would destroy a log and hide nothing. */
+export const SECRET_MIN_MASKED = 4;
+
+/** A secret's name: an environment variable's, not one the worker sets for its own use. */
+export const SecretName = z
+  .string()
+  .max(128)
+  .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'a secret name is an environment variable name: letters, digits and _, not starting with a digit')
+  .refine((n) => !/^HEARTH_/i.test(n), { message: 'names starting with HEARTH_ are the worker\'s own' });
+
+export const SetSecretBody = z
+  .object({
+    value: z
+      .string()
+      .min(1, 'a secret needs a value')
+      .refine((v) => new TextEncoder().encode(v).length <= SECRET_VALUE_MAX, { message: `a secret's value may have at most ${SECRET_VALUE_MAX / 1024} KiB` }),
+  })
+  .strict();
+
+/** A secret as listed: its name and when it was last set, never its value. */
+export const SecretInfo = z.object({ name: SecretName, updatedAt: z.number() });
+export type SecretInfo = z.infer<typeof SecretInfo>;
+
 /**
  * A session is a job (a script or notebook run to its end) or a kernel (a long-lived IPython
  * kernel that runs cells on request). Both run in the same sandbox with the same limits, and
@@ -434,6 +461,16 @@ export const JobAssignment = z.object({
   spec: JobSpec,
   /** the last wseq the broker holds for this job (0 for a new job) */
   ackedWseq: z.number().int().min(0),
+  /**
+   * The renter's secrets, as environment variables of this session only. They travel with the
+   * dispatch, never in the spec (which `GET /v1/jobs/:id` and the job's record keep).
+   */
+  secrets: z.record(EnvName, z.string().max(SECRET_VALUE_MAX)).optional(),
+  /**
+   * The same opaque key for every session of one account on this worker (and a different one on
+   * another worker): what the worker keys the account's Hugging Face cache by. Never the account.
+   */
+  cacheKey: z.string().regex(/^[0-9a-f]{32}$/).optional(),
 });
 export type JobAssignment = z.infer<typeof JobAssignment>;
 

@@ -15,6 +15,7 @@ import { isNotebookEntry, type EventBody, type JobAssignment, type JobStatus, ty
 import { findOutputs, hashFile, uploadOutput } from './artifacts';
 import type { BlobCache } from './blob-cache';
 import { confinedPath, confinedPathNoSymlinks } from './confine';
+import type { HfCache } from './hf-cache';
 import { inheritedEnv, jobEnv } from './job-env';
 import { DEFAULT_LIMITS, formatBytes, JobCgroup, rlimitArgs, type JobLimits, type LimitBackend } from './limits';
 import { LogBatcher } from './log-batcher';
@@ -58,6 +59,8 @@ export interface JobRunContext {
   tailMaxJobBytes?: number;
   /** how often the job's folder is measured against its disk limit; default 2000 */
   diskCheckMs?: number;
+  /** the per-account Hugging Face caches (HF_HOME); none: a job's HF_HOME is its private home's */
+  hfCache?: HfCache;
 }
 
 export type JobPhase = 'preparing' | 'running' | 'finishing' | 'done';
@@ -90,6 +93,10 @@ export class JobRun {
   readonly home: string;
   /** a kernel session's channel to its bridge; undefined for a job */
   private readonly kernel: KernelChannel | undefined;
+  /** lets go of the account's Hugging Face cache folder once the job ends */
+  private releaseHfCache: (() => void) | undefined;
+  /** that folder and its size when the job got it: what the job adds counts against its disk limit */
+  private hfCache: { dir: string; bytesAtStart: number } | undefined;
 
   constructor(
     readonly assignment: JobAssignment,
@@ -141,6 +148,7 @@ export class JobRun {
         : { status: 'failed', reason: `worker error: ${(err as Error).message}`.slice(0, 10_000) };
     }
     this.phase = 'done';
+    this.releaseHfCache?.();
     // The job's home holds caches (pip, torch hub, HF): nobody wants them once it ended.
     await rm(this.home, { recursive: true, force: true }).catch((err: Error) => this.log('warn', 'could not remove the job\'s home', { err: err.message }));
     if (status.reason) status.reason = status.reason.slice(0, 10_000);
@@ -265,7 +273,20 @@ export class JobRun {
       // nvidia-smi numbers GPUs by PCI bus; CUDA's default order may differ, so pin it to match.
       set.CUDA_DEVICE_ORDER = 'PCI_BUS_ID';
     }
-    const env = jobEnv({ workerEnv: process.env, specEnv: spec.env, set });
+    const binds: string[] = [];
+    if (this.ctx.hfCache && this.assignment.cacheKey) {
+      try {
+        const hf = await this.ctx.hfCache.acquire(this.assignment.cacheKey, user);
+        this.releaseHfCache = hf.release;
+        this.hfCache = { dir: hf.dir, bytesAtStart: (await diskUsage([hf.dir])).bytes };
+        set.HF_HOME = hf.dir;
+        binds.push(hf.dir);
+      } catch (err) {
+        // Not worth failing the job over: it downloads into its own home instead.
+        this.log('warn', 'no Hugging Face cache for this job', { err: (err as Error).message });
+      }
+    }
+    const env = jobEnv({ workerEnv: process.env, specEnv: spec.env, secrets: this.assignment.secrets, set });
 
     let file = this.ctx.python;
     let argv: string[];
@@ -296,6 +317,7 @@ export class JobRun {
         user,
         seccomp: seccomp !== null,
         tmpBytes: this.limits.tmpBytes,
+        binds,
       });
       file = sandbox.bwrap;
       this.sandboxed = true;
@@ -430,13 +452,17 @@ export class JobRun {
       if (stopped) return;
       const started = Date.now();
       const used = await diskUsage([this.workspace, this.home]);
+      // What the job added to its account's Hugging Face cache counts too (a huge cache that
+      // cannot be walked whole is not held against it).
+      const hf = this.hfCache && (await diskUsage([this.hfCache.dir]));
+      const added = hf && !hf.truncated ? Math.max(0, hf.bytes - this.hfCache!.bytesAtStart) : 0;
       // A folder of very many files makes each walk dear: walk at most a tenth of the time.
       const next = Math.max(this.ctx.diskCheckMs ?? 2000, 10 * (Date.now() - started));
       if (stopped) return;
-      if (used.bytes > limit || used.truncated) {
+      if (used.bytes + added > limit || used.truncated) {
         this.limitReason = used.truncated
           ? `disk limit: more than ${MAX_DISK_ENTRIES} files and folders`
-          : `disk limit: ${formatBytes(limit)} exceeded (${formatBytes(used.bytes)} in its folder)`;
+          : `disk limit: ${formatBytes(limit)} exceeded (${formatBytes(used.bytes + added)} in its folder${added ? ' and the Hugging Face cache' : ''})`;
         this.log('warn', 'job over its disk limit; stopping it', { used: used.bytes, limit });
         // No grace: each second of it is more of the provider's disk.
         this.signalGroup('SIGKILL');

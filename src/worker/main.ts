@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { BrokerClient } from '../client/api';
 import { TfEventsDecoder } from '../shared/tfevents';
 import { Id, PROTOCOL_VERSION, type BrokerToWorker, type EventBody, type GpuInfo, type JobAssignment, type PythonStack, type WorkerHello } from '../shared/protocol';
+import { DEFAULT_HF_CACHE_MAX_BYTES, HfCache } from './hf-cache';
 import { BlobCache } from './blob-cache';
 import { BrokerConnection } from './connection';
 import { EventOutbox } from './event-outbox';
@@ -75,6 +76,8 @@ export interface WorkerOptions {
   tailMaxFileBytes?: number;
   /** bytes of all of one job's TensorBoard files the worker reads; default 4 GiB */
   tailMaxJobBytes?: number;
+  /** size of the per-account Hugging Face caches (workDir/hf-cache) together; 0 turns them off; default 50 GiB */
+  hfCacheMaxBytes?: number;
 }
 
 export interface RunningWorker {
@@ -129,6 +132,7 @@ class Worker {
   private readonly log: LogFn;
   private readonly client: BrokerClient;
   private readonly blobs: BlobCache;
+  private readonly hfCache: HfCache | undefined;
   private conn: BrokerConnection | undefined;
   private gpus: GpuInfo[] = [];
   private isGpuHost = false;
@@ -167,6 +171,8 @@ class Worker {
     this.refused = new Promise<string>((resolve) => (this.resolveRefused = resolve));
     this.client = new BrokerClient({ url: opts.brokerUrl, token: opts.token });
     this.blobs = new BlobCache(join(opts.workDir, 'blobs'), this.client, opts.maxCacheBytes);
+    const hfMax = opts.hfCacheMaxBytes ?? DEFAULT_HF_CACHE_MAX_BYTES;
+    this.hfCache = hfMax > 0 ? new HfCache(join(opts.workDir, 'hf-cache'), hfMax, this.log) : undefined;
     this.limits = {
       memoryBytes: opts.jobMemoryBytes ?? DEFAULT_LIMITS.memoryBytes,
       pids: opts.jobPids ?? DEFAULT_LIMITS.pids,
@@ -185,6 +191,7 @@ class Worker {
   private async init(): Promise<void> {
     await mkdir(join(this.opts.workDir, 'jobs'), { recursive: true });
     this.id = await this.loadWorkerId();
+    void this.hfCache?.evict();
     await this.adoptOldJobDirs();
     const probe = await probeDevices(this.opts.nvidiaSmi ?? 'nvidia-smi');
     this.gpus = probe.gpus;
@@ -433,6 +440,7 @@ class Worker {
       ],
       tailMaxFileBytes: this.opts.tailMaxFileBytes,
       tailMaxJobBytes: this.opts.tailMaxJobBytes,
+      hfCache: this.hfCache,
     });
     entry.run = run;
     if (this.outputPaused) run.pauseOutput();

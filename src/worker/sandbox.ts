@@ -285,9 +285,12 @@ export function bwrapArgs(o: {
   tmpBytes?: number;
   /** where the host's device nodes are looked for; tests point it at a folder of stand-ins */
   devDir?: string;
+  /** more folders the job may read and write, at their own paths (its account's Hugging Face cache) */
+  binds?: string[];
 }): string[] {
   const workspace = resolve(o.workspace);
   const home = o.home ? resolve(o.home) : undefined;
+  const binds = (o.binds ?? []).map((b) => resolve(b));
   const dev = o.devDir ?? '/dev';
   const args = [...SESSION, ...(o.user ? SETUID_CAPS : []), ...NAMESPACES, '--ro-bind', '/', '/', '--dev', '/dev'];
   // GPU jobs must still reach their GPUs: the NVIDIA device nodes (nvidia0…, nvidiactl,
@@ -298,7 +301,7 @@ export function bwrapArgs(o: {
   args.push('--proc', '/proc', ...procMasks(), ...tmpArgs(o.tmpBytes));
   const wanted = [...o.hide];
   if (o.user) {
-    for (const t of [workspace, ...(home ? [home] : [])]) {
+    for (const t of [workspace, ...(home ? [home] : []), ...binds]) {
       const u = untraversable(t, o.user);
       if (u) wanted.push(u);
     }
@@ -320,7 +323,7 @@ export function bwrapArgs(o: {
   // bwrap makes the folders leading to a bind inside a tmpfs 0700 and root's: the job user could
   // not reach its own folder or its interpreter. Made beforehand, searchable.
   const made = new Set<string>();
-  for (const t of [...back, workspace, ...(home ? [home] : [])]) {
+  for (const t of [...back, workspace, ...(home ? [home] : []), ...binds]) {
     const within = hidden.filter((h) => isInside(h, t) && h !== t).sort((a, b) => a.length - b.length).pop();
     if (!within) continue;
     for (let d = dirname(t); d !== within && isInside(within, d); d = dirname(d)) made.add(d);
@@ -328,6 +331,7 @@ export function bwrapArgs(o: {
   for (const d of [...made].sort((a, b) => a.length - b.length)) args.push('--perms', '0755', '--dir', d);
   for (const p of [...back].sort((a, b) => a.length - b.length)) args.push('--ro-bind', p, p);
   if (home) args.push('--bind', home, home);
+  for (const b of binds) args.push('--bind', b, b);
   args.push('--bind', workspace, workspace, '--chdir', workspace);
   if (o.seccomp) args.push('--seccomp', String(SECCOMP_FD));
   args.push('--', ...(o.user ? dropTo(o.user) : []), ...o.command);

@@ -91,6 +91,23 @@ describe('Hearth in VS Code (UI)', function () {
     assert.deepEqual(missing, [], 'contributed but not in the palette');
   });
 
+  it('Set Secret… asks for a name, then for the value in a password box; the broker lists the name only', async () => {
+    const value = `ui-secret-${Date.now()}`;
+    await runCommand(page, 'Hearth: Set Secret…');
+    await acceptInputBox(page, 'UI_SECRET');
+    // The second box masks what is typed.
+    const box = page.locator(`${sel.quickInputBox}[type="password"]`);
+    await box.waitFor({ state: 'visible', timeout: 15_000 });
+    await box.fill(value);
+    await screenshot(page, '02b-set-secret-password');
+    await box.press('Enter');
+    for (let i = 0; !(await client.secrets()).some((x) => x.name === 'UI_SECRET'); i++) {
+      assert.ok(i < 100, 'the secret was set');
+      await page.waitForTimeout(100);
+    }
+    assert.ok(!JSON.stringify(await client.secrets()).includes(value));
+  });
+
   it('leases a GPU through the palette: offer, count and hours', async () => {
     await runCommand(page, 'Hearth: Lease GPU…');
     await pickQuickItem(page, /H100/);

@@ -10,6 +10,7 @@ import { defineMoneyTests } from './money.test';
 import { defineNotebookTests } from './notebook.test';
 import { defineOutageTests } from './outage.test';
 import { defineRunTests } from './runs.test';
+import { defineSecretHubTests } from './secrets-hub.test';
 
 export async function run(): Promise<void> {
   const mocha = new Mocha({ ui: 'bdd', timeout: 120_000, color: false, reporter: 'spec' });
@@ -22,6 +23,7 @@ export async function run(): Promise<void> {
   defineNotebookTests();
   defineMoneyTests();
   defineOutageTests();
+  defineSecretHubTests();
   // last: it signs out and back in
   defineConnectionTests();
   const failures = await new Promise<number>((resolve) => mocha.run(resolve));
