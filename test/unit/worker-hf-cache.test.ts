@@ -73,7 +73,7 @@ describe('worker: per-account Hugging Face cache', () => {
       specEnv: { WANDB_API_KEY: 'from-env-flag' },
       set: { HOME: '/h', HF_HOME: '/cache/a' },
     });
-    assert.deepEqual(env, { PATH: '/bin', HF_TOKEN: 'renter', WANDB_API_KEY: 'from-env-flag', HOME: '/h', HF_HOME: '/cache/a' });
+    assert.deepEqual(env, { PATH: '/bin', COLUMNS: '120', LINES: '40', HF_TOKEN: 'renter', WANDB_API_KEY: 'from-env-flag', HOME: '/h', HF_HOME: '/cache/a' });
   });
 
   it('bwrapArgs binds the account\'s cache folder read-write at its own path', () => {
