@@ -223,10 +223,17 @@ export interface PythonLocation {
   needs: string[];
 }
 
+// A venv's python must run as itself (VENV/bin/python): started by its real path (the base
+// interpreter) it no longer finds pyvenv.cfg, and the venv's site-packages drop out. Any other
+// interpreter runs by its real path (a pyenv shim is a shell script). Site folders on sys.path
+// (a .pth may add some, as Hearth's own environments do) are needed too.
 const PROBE =
   'import json, os, site, sys\n' +
-  'print(json.dumps({"executable": os.path.realpath(sys.executable) if sys.executable else "", ' +
-  '"needs": [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix, site.getusersitepackages()]}))';
+  'venv = sys.prefix != sys.base_prefix\n' +
+  'exe = (sys.executable if venv else os.path.realpath(sys.executable)) if sys.executable else ""\n' +
+  'sites = [p for p in sys.path if p and ("site-packages" in p or "dist-packages" in p) and os.path.isdir(p)]\n' +
+  'print(json.dumps({"executable": exe, ' +
+  '"needs": [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix, site.getusersitepackages()] + sites}))';
 
 /** Asks the configured interpreter (as the provider would run it, e.g. via a pyenv shim) where it lives. */
 export async function locatePython(python: string, env: NodeJS.ProcessEnv): Promise<PythonLocation> {
