@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { once } from 'node:events';
 import { existsSync, statSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import type { BrokerClient } from '../client/api';
 import { kernelText } from '../shared/kernel-text';
 import { pullArtifacts } from '../client/pull';
@@ -31,6 +31,22 @@ export async function pickLease(client: BrokerClient, leaseId: string | undefine
   if (l) return { id: l.id, own: false, said: `hearth: on lease ${l.id} (${what(l)})\n` };
   const n = await client.createLease({ count: 1, hours: 1 });
   return { id: n.id, own: true, said: `hearth: leased ${n.id} for this ${what2} (${what(n)}); the broker releases it when the ${what2} ends\n` };
+}
+
+/** `--requirements FILE`: a file inside the uploaded folder, as a path relative to it. */
+function requirementsFlag(root: string, file: string): string {
+  const abs = resolve(file);
+  if (!existsSync(abs) || !statSync(abs).isFile()) throw new UsageError(`--requirements ${file} is not a file`);
+  const rel = relative(root, abs).split(sep).join('/');
+  if (!RelPath.safeParse(rel).success) throw new UsageError(`--requirements ${file} must be inside ${root}, the folder that is uploaded`);
+  return rel;
+}
+
+/** What the CLI says of a session's setup phase (the worker installing its packages). */
+export function setupText(b: Extract<JobEvent['body'], { type: 'setup' }>): string {
+  if (b.phase === 'installing') return `installing packages (${b.source})…`;
+  if (b.phase === 'waiting') return `waiting for another run's install of the same packages (${b.source})…`;
+  return b.reused ? `packages of ${b.source} already installed on this worker` : `packages of ${b.source} installed`;
 }
 
 export function exitCodeOf(job: Job): number {
@@ -67,6 +83,7 @@ async function followLog(client: BrokerClient, jobId: string, follow: boolean, s
       if (t) await write(t.stream === 'stdout' ? process.stdout : process.stderr, t.data);
     }
     else if (b.type === 'notice') await write(process.stderr, `hearth: ${b.level}: ${b.message}\n`);
+    else if (b.type === 'setup') await write(process.stderr, `hearth: ${setupText(b)}\n`);
     else if (b.type === 'status' && isTerminal(b.status) && b.status !== 'succeeded') {
       await write(process.stderr, `hearth: job ${b.status}${b.exitCode != null ? ` (exit code ${b.exitCode})` : ''}${b.reason ? `: ${b.reason}` : ''}\n`);
     }
@@ -86,7 +103,8 @@ export function registerJobCommands(program: Command): void {
     .option('--env <NAME=VALUE>', 'environment variable for the job (repeatable)', (v: string, acc: string[] = []) => [...acc, v])
     .option('--detach', 'submit and print the job id without following')
     .option('--allow-errors', 'a notebook: run every cell even after one raises (default: stop at the first error)')
-    .action(async (file: string, args: string[], o: { lease?: string; outputs?: string[]; logdir: string; env?: string[]; detach?: boolean; allowErrors?: boolean }, cmd: Command) => {
+    .option('--requirements <file>', 'packages to install first, a pip requirements file or pyproject.toml inside the script\'s folder (default: its requirements.txt or pyproject.toml)')
+    .action(async (file: string, args: string[], o: { lease?: string; outputs?: string[]; logdir: string; env?: string[]; detach?: boolean; allowErrors?: boolean; requirements?: string }, cmd: Command) => {
       const g = globals(cmd);
       const abs = resolve(file);
       if (!existsSync(abs) || !statSync(abs).isFile()) throw new UsageError(`${file} is not a file`);
@@ -99,6 +117,7 @@ export function registerJobCommands(program: Command): void {
       if (o.allowErrors) args = ['--allow-errors'];
       const root = dirname(abs);
       const logdir = flag('logdir', RelPath, o.logdir.replace(/^\.\//, '').replace(/\/+$/, ''));
+      const requirements = o.requirements === undefined ? undefined : requirementsFlag(root, o.requirements);
       const env: Record<string, string> = {};
       for (const kv of o.env ?? []) {
         const i = kv.indexOf('=');
@@ -125,6 +144,7 @@ export function registerJobCommands(program: Command): void {
           ...(o.outputs ? { outputs: o.outputs } : {}),
           logdir,
           releaseLease: lease.own,
+          ...(requirements ? { requirements } : {}),
           onProgress: (p) => p.phase === 'upload' && progress.update(p.doneBytes, p.totalBytes),
         }));
         progress.stop();

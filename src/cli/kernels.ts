@@ -8,7 +8,7 @@ import { kernelText } from '../shared/kernel-text';
 import { Id } from '../shared/protocol';
 import { clientFor, flag, globals, NonNegative, UsageError } from './context';
 import { DEFAULT_OUTPUTS } from '../client/submit-run';
-import { pickLease, write } from './jobs';
+import { pickLease, setupText, write } from './jobs';
 import { printJson } from './output';
 
 const SessionId = Id;
@@ -41,6 +41,9 @@ export function registerKernelCommands(program: Command): void {
         if (b.type === 'kernel' && b.requestId === null && b.msgType === 'status' && b.content.execution_state === 'idle') break;
         if (b.type === 'status' && ['failed', 'cancelled', 'lost'].includes(b.status)) throw new Error(`the kernel did not start: ${b.reason ?? b.status}`);
         if (b.type === 'notice') process.stderr.write(`hearth: ${b.level}: ${b.message}\n`);
+        if (b.type === 'setup') process.stderr.write(`hearth: ${setupText(b)}\n`);
+        // Before the kernel is up, what it logs is the install of its packages (pip's output).
+        if (b.type === 'log') process.stderr.write(b.data);
       }
       if (globals(cmd).json) printJson(await client.job(session.id));
       else process.stdout.write(`${session.id}\n`);

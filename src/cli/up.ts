@@ -8,6 +8,7 @@ import { flag, globals, NonNegative, PortFlag, PositiveNumber, UsageError } from
 import { ByteSize, DEFAULT_LIMITS, formatBytes, PidCount } from '../worker/limits';
 import { DEFAULT_JOB_USER, SANDBOX_MODES, type SandboxMode } from '../worker/sandbox';
 import { DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_JOB_BYTES } from '../worker/tailer';
+import { DEFAULT_ENV_CACHE_BYTES } from '../worker/env-cache';
 import type * as ServerEntry from './server-entry';
 
 interface WorkerFlags {
@@ -25,6 +26,7 @@ interface WorkerFlags {
   jobTmp?: string;
   tailMaxFile?: string;
   tailMaxJob?: string;
+  envCacheMax?: string;
 }
 
 /** Loads the server bundle (dist/server.js) on demand; from source (tests via tsx) the module itself. */
@@ -50,6 +52,7 @@ function workerSettings(f: WorkerFlags): ServerEntry.WorkerSettings {
     jobTmpBytes: size('job-tmp', f.jobTmp),
     tailMaxFileBytes: size('tail-max-file', f.tailMaxFile),
     tailMaxJobBytes: size('tail-max-job', f.tailMaxJob),
+    envCacheMaxBytes: size('env-cache-max', f.envCacheMax),
   };
 }
 
@@ -125,7 +128,8 @@ export function registerServerCommands(program: Command): void {
       .option('--job-disk <size>', `what one job may keep in its folder and home (default ${formatBytes(DEFAULT_LIMITS.diskBytes)})`)
       .option('--job-tmp <size>', `size of one job's in-memory /tmp, and of its /dev/shm (default ${formatBytes(DEFAULT_LIMITS.tmpBytes)})`)
       .option('--tail-max-file <size>', `bytes of one TensorBoard file the worker reads (default ${formatBytes(DEFAULT_MAX_FILE_BYTES)})`)
-      .option('--tail-max-job <size>', `bytes of one job's TensorBoard files the worker reads (default ${formatBytes(DEFAULT_MAX_JOB_BYTES)})`);
+      .option('--tail-max-job <size>', `bytes of one job's TensorBoard files the worker reads (default ${formatBytes(DEFAULT_MAX_JOB_BYTES)})`)
+      .option('--env-cache-max <size>', `disk for the environments built from runs' requirements; least recently used go past it (default ${formatBytes(DEFAULT_ENV_CACHE_BYTES)})`);
 
   program
     .command('broker')

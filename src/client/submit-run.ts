@@ -20,6 +20,8 @@ export interface RunRequest {
   logdir?: string;
   /** the lease was taken for this run: the broker releases it when the run ends */
   releaseLease?: boolean;
+  /** the packages file, relative to root (default: requirements.txt or pyproject.toml when there) */
+  requirements?: string;
   onProgress?: (p: UploadProgress) => void;
   signal?: AbortSignal;
 }
@@ -42,6 +44,7 @@ export async function submitRun(client: BrokerClient, r: RunRequest): Promise<Su
     outputs: [...(r.outputs ?? DEFAULT_OUTPUTS)],
     logdir: r.logdir ?? 'runs',
     releaseLease: r.releaseLease ?? false,
+    ...(r.requirements ? { requirements: r.requirements } : {}),
     manifest: { files: manifest.files },
   });
   return { job, files: manifest.files.length, uploadedBlobs: manifest.uploadedBlobs, uploadedBytes: manifest.uploadedBytes };

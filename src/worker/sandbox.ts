@@ -292,6 +292,10 @@ export function bwrapArgs(o: {
   tmpBytes?: number;
   /** where the host's device nodes are looked for; tests point it at a folder of stand-ins */
   devDir?: string;
+  /** more folders or files to bring back, read-only, where a hidden folder or /tmp covers them */
+  readOnly?: string[];
+  /** files the job must not read (the provider's pip configuration): /dev/null over each */
+  mask?: string[];
 }): string[] {
   const workspace = resolve(o.workspace);
   const home = o.home ? resolve(o.home) : undefined;
@@ -317,7 +321,7 @@ export function bwrapArgs(o: {
   // folders, read-only, unless one of them would uncover a hidden folder as a whole.
   const hidden = ['/tmp', ...hide];
   const back = new Set<string>();
-  for (const n of [...o.python.needs, dirname(dirname(o.python.executable))]) {
+  for (const n of [...o.python.needs, dirname(dirname(o.python.executable)), ...(o.readOnly ?? [])]) {
     const p = real(n);
     if (!p || p === '/') continue;
     if (!hidden.some((h) => isInside(h, p) && h !== p)) continue; // visible anyway
@@ -336,6 +340,10 @@ export function bwrapArgs(o: {
   for (const p of [...back].sort((a, b) => a.length - b.length)) args.push('--ro-bind', p, p);
   if (home) args.push('--bind', home, home);
   args.push('--bind', workspace, workspace, '--chdir', workspace);
+  for (const m of o.mask ?? []) {
+    const p = real(m);
+    if (p && !hidden.some((h) => isInside(h, p)) && !isInside(workspace, p)) args.push('--ro-bind', '/dev/null', p);
+  }
   if (o.seccomp) args.push('--seccomp', String(SECCOMP_FD));
   args.push('--', ...(o.user ? dropTo(o.user) : []), ...o.command);
   return args;
