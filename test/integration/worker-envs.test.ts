@@ -1,11 +1,14 @@
 // Python environments on the worker, for real: real venvs, real pip, a wheelhouse built here from
 // a tiny local package, a real broker and worker, real bubblewrap.
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BrokerClient } from '../../src/client/api';
 import { startBroker, type RunningBroker } from '../../src/broker/server';
+import { uploadWorkspace } from '../../src/client/workspace';
 import { startWorker, type RunningWorker, type WorkerOptions } from '../../src/worker/main';
+import type { JobEvent } from '../../src/shared/protocol';
+import { hearth, spawnHearth, startBrokerProc, stopProcess, waitFor, waitForOutput, type BrokerProc } from './helpers';
 import { finalStatus, follow, logOf, submit } from './in-process-jobs';
 import { buildWheel, makeVenv } from './wheelhouse';
 
@@ -74,9 +77,196 @@ describe('worker: a provider\'s virtual environment as --python, under the defau
         const out = logOf(events, 'stdout');
         assert.match(out, /^VALUE tiny from the provider venv$/m);
         assert.match(out, new RegExp(`^PREFIX ${venv}$`, 'm'));
+        if (!systemSitePackages) return;
+        // A kernel too runs in the venv (jupyter_client would take Debian's "python3" kernelspec,
+        // /usr/bin/python3, over the bridge's own interpreter).
+        const k = await net.client.startKernel({ leaseId: net.leaseId! });
+        const kevents: JobEvent[] = [];
+        const ac = new AbortController();
+        const following = (async () => {
+          try {
+            for await (const e of net.client.events(k.id, { follow: true, signal: ac.signal })) kevents.push(e);
+          } catch {
+            /* aborted */
+          }
+        })();
+        try {
+          const { requestId } = await net.client.kernelRequest(k.id, { type: 'execute', code: 'import sys, hearthtiny; print(hearthtiny.VALUE, sys.prefix)' });
+          await waitFor('the reply', () => (kevents.some((e) => e.body.type === 'kernel' && e.body.requestId === requestId && e.body.msgType === 'execute_reply') ? true : undefined), 120_000, 25);
+          const text = kevents.flatMap((e) => (e.body.type === 'kernel' && e.body.requestId === requestId && e.body.msgType === 'stream' ? [String(e.body.content.text)] : [])).join('');
+          assert.equal(text, `tiny from the provider venv ${venv}\n`);
+        } finally {
+          await net.client.cancelJob(k.id).catch(() => undefined);
+          ac.abort();
+          await following;
+        }
       } finally {
         await stopNet(net);
       }
     });
   }
+});
+
+describe('packages: a run\'s requirements installed by the worker (real pip, real venvs, real worker and broker)', function () {
+  this.timeout(300_000);
+  let dir: string;
+  let wheelhouse: string;
+  let broker: BrokerProc;
+  let worker: ReturnType<typeof spawnHearth>;
+  let workDir: string;
+  let cli: Record<string, string>;
+  let n = 0;
+
+  /** A project folder with these files. */
+  const project = (files: Record<string, string>): string => {
+    const ws = join(dir, `project-${++n}`);
+    for (const [rel, text] of Object.entries(files)) {
+      mkdirSync(join(ws, rel, '..'), { recursive: true });
+      writeFileSync(join(ws, rel), text);
+    }
+    return ws;
+  };
+  const admin = () => new BrokerClient({ url: broker.url, token: broker.adminToken });
+  const eventsOf = async (stderr: string): Promise<JobEvent[]> => {
+    const jobId = stderr.split('\n')[0]!.trim();
+    const out: JobEvent[] = [];
+    for await (const e of admin().events(jobId, { follow: false })) out.push(e);
+    return out;
+  };
+  const setups = (events: JobEvent[]) => events.flatMap((e) => (e.body.type === 'setup' ? [e.body] : []));
+
+  before(async () => {
+    mkdirSync(TEST_TMP, { recursive: true });
+    dir = mkdtempSync(join(TEST_TMP, 'hearth-pkgs-'));
+    // The job user (nobody, under a root worker) reads the wheelhouse through these folders.
+    chmodSync(dir, 0o755);
+    wheelhouse = join(dir, 'wheelhouse');
+    buildWheel(dir, wheelhouse, 'hearthtiny', '1.2.3', 'tiny from the wheelhouse');
+    buildWheel(dir, wheelhouse, 'hearthtwo', '0.1.0', 'two from the wheelhouse');
+    const dataDir = join(dir, 'broker');
+    mkdirSync(dataDir);
+    broker = await startBrokerProc(dataDir);
+    const { token } = await admin().createToken('worker', 'envs');
+    workDir = join(dir, 'worker');
+    // The provider's pip configuration, as pip itself reads it: no index, the wheelhouse as links.
+    worker = spawnHearth(
+      ['--broker', broker.url, 'worker', '--work-dir', workDir, '--name', 'envs', '--python', '/usr/bin/python3', '--nvidia-smi', join(dir, 'none'), '--kill-grace', '2'],
+      { HEARTH_TOKEN: token, PIP_NO_INDEX: '1', PIP_FIND_LINKS: wheelhouse, PIP_RETRIES: '0' },
+    );
+    await waitForOutput(worker, /connected to the broker/);
+    cli = { HEARTH_BROKER_URL: broker.url, HEARTH_TOKEN: broker.adminToken, HEARTH_DATA_DIR: join(dir, 'cli') };
+  });
+  after(async () => {
+    if (worker) await stopProcess(worker);
+    if (broker) await stopProcess(broker.proc);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const importing = 'import hearthtiny\nprint("VALUE", hearthtiny.VALUE)\n';
+
+  it('the first run installs requirements.txt (pip\'s output in its log, "installing packages" said), the second reuses the environment', async () => {
+    const first = await hearth(['run', join(project({ 'requirements.txt': 'hearthtiny==1.2.3\n', 'main.py': importing }), 'main.py')], cli);
+    assert.equal(first.code, 0, first.stderr);
+    assert.match(first.stderr, /^hearth: installing packages \(requirements\.txt\)…$/m);
+    assert.match(first.stdout, /Successfully installed hearthtiny-1\.2\.3/);
+    assert.match(first.stdout, /^VALUE tiny from the wheelhouse$/m);
+    const e1 = await eventsOf(first.stderr);
+    assert.deepEqual(setups(e1).map((s) => s.phase), ['installing', 'ready']);
+    // pip's output comes before the job runs, in the same log.
+    const running = e1.findIndex((e) => e.body.type === 'status' && e.body.status === 'running');
+    const installed = e1.findIndex((e) => e.body.type === 'log' && e.body.data.includes('Successfully installed'));
+    assert.ok(installed >= 0 && installed < running);
+
+    const second = await hearth(['run', join(project({ 'requirements.txt': 'hearthtiny==1.2.3\n', 'main.py': importing }), 'main.py')], cli);
+    assert.equal(second.code, 0, second.stderr);
+    assert.match(second.stdout, /^VALUE tiny from the wheelhouse$/m);
+    assert.doesNotMatch(second.stderr, /installing packages/);
+    assert.match(second.stderr, /packages of requirements\.txt already installed on this worker/);
+    assert.doesNotMatch(second.stdout + second.stderr, /Collecting|Successfully installed|Looking in links/);
+    assert.deepEqual(setups(await eventsOf(second.stderr)), [{ type: 'setup', phase: 'ready', source: 'requirements.txt', reused: true }]);
+    assert.equal(readdirSync(join(workDir, 'envs')).length, 1, 'one environment for both runs');
+  });
+
+  it('the environment is read-only to the job, and the provider\'s PIP_* settings and pip.conf do not reach it', async () => {
+    const script = [
+      importing,
+      'import os, json',
+      'print("PIPVARS", json.dumps(sorted(k for k in os.environ if k.startswith("PIP"))))',
+      'try:',
+      '    open(os.path.join(os.path.dirname(hearthtiny.__file__), "x"), "w")',
+      '    print("ENV writable")',
+      'except OSError as e:',
+      '    print("ENV", type(e).__name__)',
+      'for p in ["/etc/pip.conf", "/etc/xdg/pip/pip.conf"]:',
+      '    try:',
+      '        print("CONF", p, repr(open(p).read()))',
+      '    except OSError as e:',
+      '        print("CONF", p, type(e).__name__)',
+    ].join('\n');
+    const r = await hearth(['run', join(project({ 'requirements.txt': 'hearthtiny==1.2.3\n', 'main.py': script }), 'main.py')], cli);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^PIPVARS \[\]$/m);
+    assert.match(r.stdout, /^ENV (OSError|PermissionError)$/m);
+    // Masked (a device node on a nodev mount: unreadable), or not there at all.
+    const conf = r.stdout.split('\n').filter((l) => l.startsWith('CONF '));
+    assert.equal(conf.length, 2, r.stdout);
+    for (const line of conf) assert.match(line, / (PermissionError|FileNotFoundError)$/, line);
+    if (existsSync('/etc/pip.conf')) assert.match(r.stdout, /^CONF \/etc\/pip\.conf PermissionError$/m);
+  });
+
+  it('a bad requirement fails the run with pip\'s reason naming it', async () => {
+    const r = await hearth(['run', join(project({ 'requirements.txt': 'hearthtiny==1.2.3\nnosuchpkg-hearth==9.9\n', 'main.py': importing }), 'main.py')], cli);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /hearth: job failed: could not install the packages of requirements\.txt \(pip exited with code 1\): ERROR: Could not find a version that satisfies the requirement nosuchpkg-hearth==9\.9/);
+    assert.match(r.stderr, /No matching distribution found for nosuchpkg-hearth==9\.9/);
+    assert.doesNotMatch(r.stdout, /^VALUE/m, 'the job never ran');
+    // No half-built environment is left to be reused.
+    assert.equal(readdirSync(join(workDir, 'envs')).length, 1);
+  });
+
+  it('pyproject.toml\'s dependencies, and --requirements naming another file', async () => {
+    const pyproject = '[project]\nname = "demo"\nversion = "0"\ndependencies = ["hearthtwo==0.1.0"]\n';
+    const a = await hearth(['run', join(project({ 'pyproject.toml': pyproject, 'main.py': 'import hearthtwo\nprint("TWO", hearthtwo.VALUE)' }), 'main.py')], cli);
+    assert.equal(a.code, 0, a.stderr);
+    assert.match(a.stdout, /^TWO two from the wheelhouse$/m);
+    assert.match(a.stderr, /installing packages \(pyproject\.toml\)/);
+
+    const ws = project({ 'requirements.txt': 'nosuchpkg-hearth\n', 'deps/run.txt': 'hearthtiny==1.2.3\nhearthtwo==0.1.0\n', 'main.py': importing + 'import hearthtwo\nprint("TWO", hearthtwo.VALUE)' });
+    const b = await hearth(['run', join(ws, 'main.py'), '--requirements', join(ws, 'deps', 'run.txt')], cli);
+    assert.equal(b.code, 0, b.stderr);
+    assert.match(b.stderr, /installing packages \(deps\/run\.txt\)/);
+    assert.match(b.stdout, /^VALUE tiny from the wheelhouse$/m);
+    const outside = await hearth(['run', join(ws, 'main.py'), '--requirements', join(dir, 'wheelhouse', '..', 'nowhere.txt')], cli);
+    assert.equal(outside.code, 2, outside.stderr);
+  });
+
+  it('a kernel session on a project with requirements can import its packages', async () => {
+    const client = admin();
+    const ws = project({ 'requirements.txt': 'hearthtiny==1.2.3\n' });
+    const manifest = await uploadWorkspace(client, ws);
+    const lease = await client.createLease({ count: 1, hours: 1 });
+    const k = await client.startKernel({ leaseId: lease.id, manifest: { files: manifest.files } });
+    const events: JobEvent[] = [];
+    const ac = new AbortController();
+    const following = (async () => {
+      try {
+        for await (const e of client.events(k.id, { follow: true, signal: ac.signal })) events.push(e);
+      } catch {
+        /* aborted */
+      }
+    })();
+    try {
+      await waitFor('the kernel to be idle', () => (events.some((e) => e.body.type === 'kernel' && e.body.requestId === null && e.body.msgType === 'status' && e.body.content.execution_state === 'idle') ? true : undefined), 120_000, 50);
+      // Built by the runs before, or now when this test runs alone.
+      assert.equal(setups(events).pop()?.phase, 'ready');
+      const { requestId } = await client.kernelRequest(k.id, { type: 'execute', code: 'import hearthtiny; print(hearthtiny.VALUE)' });
+      await waitFor('the reply', () => (events.some((e) => e.body.type === 'kernel' && e.body.requestId === requestId && e.body.msgType === 'execute_reply') ? true : undefined), 60_000, 25);
+      const out = events.flatMap((e) => (e.body.type === 'kernel' && e.body.requestId === requestId && e.body.msgType === 'stream' ? [String(e.body.content.text)] : [])).join('');
+      assert.equal(out, 'tiny from the wheelhouse\n', JSON.stringify(events.filter((e) => e.body.type === 'kernel' && e.body.requestId === requestId)));
+    } finally {
+      await client.cancelJob(k.id).catch(() => undefined);
+      ac.abort();
+      await following;
+    }
+  });
 });
