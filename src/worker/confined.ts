@@ -55,7 +55,8 @@ export async function confinedCommand(
       home: o.home,
       hide: sandbox.hide,
       python,
-      command: o.command,
+      // The interpreter by the path it answered with (a pyenv shim on PATH is hidden in there).
+      command: [python.executable, ...o.command.slice(1)],
       user: sandbox.user ?? null,
       seccomp: seccomp !== null,
       tmpBytes: c.limits.tmpBytes,
