@@ -215,7 +215,9 @@ export class EnvCache {
           await abortable(pending.catch(() => undefined), hooks.signal);
           continue;
         }
-        if (await this.isReady(dir)) break;
+        const ready = await this.isReady(dir);
+        if (this.building.has(key)) continue; // another session started it meanwhile
+        if (ready) break;
         reused = false;
         const build = this.build(key, dir, req, hooks);
         this.building.set(key, build);
