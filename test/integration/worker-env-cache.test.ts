@@ -54,11 +54,14 @@ describe('worker: the environment cache (real pip)', function () {
 
   it('sessions asking for the same requirements at once build the environment once; a later one reuses it', async () => {
     const c = cache();
-    const [p1, o1, p2, o2] = [[], [], [], []] as string[][];
-    const [a, b] = await Promise.all([c.ensure(req('hearthtiny\n'), hooks(p1!, o1!)), c.ensure(req('hearthtiny\n'), hooks(p2!, o2!))]);
+    const p1: string[] = [];
+    const p2: string[] = [];
+    const o1: string[] = [];
+    const o2: string[] = [];
+    const [a, b] = await Promise.all([c.ensure(req('hearthtiny\n'), hooks(p1, o1)), c.ensure(req('hearthtiny\n'), hooks(p2, o2))]);
     assert.equal(a.python, b.python);
     assert.deepEqual([p1, p2].map((p) => p.join()).sort(), ['installing', 'waiting']);
-    const installs = [...o1!, ...o2!].join('').match(/Successfully installed hearthtiny-1\.2\.3/g) ?? [];
+    const installs = [...o1, ...o2].join('').match(/Successfully installed hearthtiny-1\.2\.3/g) ?? [];
     assert.equal(installs.length, 1);
     assert.equal(a.reused || b.reused, false);
     const p3: string[] = [];

@@ -164,6 +164,18 @@ describe('packages: a run\'s requirements installed by the worker (real pip, rea
 
   const importing = 'import hearthtiny\nprint("VALUE", hearthtiny.VALUE)\n';
 
+  it('hearth gpus says what the worker has: Python, PyTorch, driver (none here), free disk', async () => {
+    const json = await hearth(['gpus', '--json'], cli);
+    assert.equal(json.code, 0, json.stderr);
+    const [offer] = JSON.parse(json.stdout) as { stack: { python: string; torch: string | null; driver: string | null; diskFreeBytes: number } }[];
+    assert.match(offer!.stack.python, /^3\.\d+\.\d+$/);
+    assert.equal(offer!.stack.driver, null);
+    assert.ok(offer!.stack.diskFreeBytes > 0);
+    const text = await hearth(['gpus'], cli);
+    assert.match(text.stdout, /DRIVER\s+DISK FREE/);
+    assert.match(text.stdout, /\d+(\.\d)? [KMGT]iB/);
+  });
+
   it('the first run installs requirements.txt (pip\'s output in its log, "installing packages" said), the second reuses the environment', async () => {
     const first = await hearth(['run', join(project({ 'requirements.txt': 'hearthtiny==1.2.3\n', 'main.py': importing }), 'main.py')], cli);
     assert.equal(first.code, 0, first.stderr);
