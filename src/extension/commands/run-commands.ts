@@ -94,6 +94,7 @@ export async function runCurrentFile(s: HearthServices, uriArg?: unknown, optsAr
           env: opts.env ?? {},
           outputs: cfg.outputs,
           logdir: cfg.logdir,
+          ...(cfg.requirementsFile ? { requirements: cfg.requirementsFile } : {}),
           signal: ac.signal,
           onProgress: (p) => {
             if (p.phase === 'scan') return progress.report({ message: 'hashing files…' });
