@@ -290,6 +290,10 @@ export class JobRun {
       python = prepared.env.python;
       location = prepared.env.location;
       this.releaseEnv = prepared.env.release;
+      // As if activated: `python`, `pip` and the packages' commands on PATH are the environment's.
+      const bin = dirname(python);
+      env.PATH = `${bin}:${env.PATH ?? ''}`;
+      env.VIRTUAL_ENV = dirname(bin);
     }
     if (this.cancelled) return { status: 'cancelled', reason: this.cancelReason };
 

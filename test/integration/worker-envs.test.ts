@@ -1,7 +1,8 @@
 // Python environments on the worker, for real: real venvs, real pip, a wheelhouse built here from
 // a tiny local package, a real broker and worker, real bubblewrap.
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BrokerClient } from '../../src/client/api';
 import { startBroker, type RunningBroker } from '../../src/broker/server';
@@ -151,7 +152,8 @@ describe('packages: a run\'s requirements installed by the worker (real pip, rea
     // The provider's pip configuration, as pip itself reads it: no index, the wheelhouse as links.
     worker = spawnHearth(
       ['--broker', broker.url, 'worker', '--work-dir', workDir, '--name', 'envs', '--python', '/usr/bin/python3', '--nvidia-smi', join(dir, 'none'), '--kill-grace', '2'],
-      { HEARTH_TOKEN: token, PIP_NO_INDEX: '1', PIP_FIND_LINKS: wheelhouse, PIP_RETRIES: '0' },
+      // No build isolation: an sdist builds with the setuptools already here (there is no index).
+      { HEARTH_TOKEN: token, PIP_NO_INDEX: '1', PIP_FIND_LINKS: wheelhouse, PIP_RETRIES: '0', PIP_NO_BUILD_ISOLATION: '0' },
     );
     await waitForOutput(worker, /connected to the broker/);
     cli = { HEARTH_BROKER_URL: broker.url, HEARTH_TOKEN: broker.adminToken, HEARTH_DATA_DIR: join(dir, 'cli') };
@@ -204,6 +206,8 @@ describe('packages: a run\'s requirements installed by the worker (real pip, rea
       importing,
       'import os, json',
       'print("PIPVARS", json.dumps(sorted(k for k in os.environ if k.startswith("PIP"))))',
+      'import shutil, sys',
+      'print("ACTIVATED", shutil.which("python") == sys.executable == os.path.join(os.environ["VIRTUAL_ENV"], "bin", "python"))',
       'try:',
       '    open(os.path.join(os.path.dirname(hearthtiny.__file__), "x"), "w")',
       '    print("ENV writable")',
@@ -218,6 +222,7 @@ describe('packages: a run\'s requirements installed by the worker (real pip, rea
     const r = await hearth(['run', join(project({ 'requirements.txt': 'hearthtiny==1.2.3\n', 'main.py': script }), 'main.py')], cli);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^PIPVARS \[\]$/m);
+    assert.match(r.stdout, /^ACTIVATED True$/m);
     assert.match(r.stdout, /^ENV (OSError|PermissionError)$/m);
     // Masked (a device node on a nodev mount: unreadable), or not there at all.
     const conf = r.stdout.split('\n').filter((l) => l.startsWith('CONF '));
@@ -250,6 +255,40 @@ describe('packages: a run\'s requirements installed by the worker (real pip, rea
     assert.match(b.stdout, /^VALUE tiny from the wheelhouse$/m);
     const outside = await hearth(['run', join(ws, 'main.py'), '--requirements', join(dir, 'wheelhouse', '..', 'nowhere.txt')], cli);
     assert.equal(outside.code, 2, outside.stderr);
+  });
+
+  it('cancel during the install stops pip and everything it started, and leaves no environment', async () => {
+    // An sdist whose setup.py never ends: pip is building it when the run is cancelled.
+    const marker = `${100 + Math.floor(Math.random() * 800)}.${Date.now() % 100000}`;
+    const src = join(dir, 'slow', 'hearthslow-1.0');
+    mkdirSync(src, { recursive: true });
+    writeFileSync(join(src, 'setup.py'), `import os\nos.execv("/bin/sleep", ["sleep", "${marker}"])\n`);
+    execFileSync('tar', ['czf', join(wheelhouse, 'hearthslow-1.0.tar.gz'), '-C', join(dir, 'slow'), 'hearthslow-1.0']);
+    const sleepers = () =>
+      readdirSync('/proc').filter((p) => {
+        if (!/^\d+$/.test(p)) return false;
+        try {
+          return readFileSync(`/proc/${p}/cmdline`, 'utf8') === `sleep\0${marker}\0`;
+        } catch {
+          return false;
+        }
+      });
+    const client = admin();
+    const ws = project({ 'requirements.txt': 'hearthslow\n', 'main.py': 'print("never")' });
+    const manifest = await uploadWorkspace(client, ws);
+    const lease = await client.createLease({ count: 1, hours: 1 });
+    const job = await client.submitJob({ leaseId: lease.id, entry: 'main.py', args: [], env: {}, outputs: [], logdir: 'runs', manifest: { files: manifest.files } });
+    await waitFor('setup.py to run', () => (sleepers().length > 0 ? true : undefined), 60_000, 100);
+    const before = readdirSync(join(workDir, 'envs')).length;
+    await client.cancelJob(job.id);
+    const events: JobEvent[] = [];
+    for await (const e of client.events(job.id, { follow: true })) events.push(e);
+    assert.equal(finalStatus(events).status, 'cancelled');
+    assert.deepEqual(setups(events).map((x) => x.phase), ['installing']);
+    assert.match(logOf(events, 'stdout'), /hearthslow/);
+    assert.deepEqual(sleepers(), []);
+    assert.equal(readdirSync(join(workDir, 'envs')).length, before - 1, 'the half-built environment is gone');
+    await client.releaseLease(lease.id);
   });
 
   it('a kernel session on a project with requirements can import its packages', async () => {
