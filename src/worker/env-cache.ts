@@ -7,7 +7,7 @@
 // sets. pip runs in the sandbox and under the limits a job gets (an sdist's setup.py is the
 // renter's code), with the provider's pip configuration, which never reaches a job.
 import { execFile, spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
 import { lstat, mkdir, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import * as os from 'node:os';
@@ -18,6 +18,7 @@ import { confinedPathNoSymlinks } from './confine';
 import { diskUsage } from './disk-usage';
 import { inheritedEnv } from './job-env';
 import type { LogFn } from './job-run';
+import { formatBytes } from './limits';
 import { LogBatcher } from './log-batcher';
 import { bwrapStatus, locatePython, SECCOMP_FD, type PythonLocation } from './sandbox';
 
@@ -168,6 +169,8 @@ export interface EnvCacheOptions {
   confinement: () => Confinement;
   log: LogFn;
   logFlushMs?: number;
+  /** how often an install's folder is measured against the job disk limit; default 2000 */
+  diskCheckMs?: number;
 }
 
 const Ready = z.object({ bytes: z.number().int().min(0), source: z.string(), builtAt: z.number() });
@@ -326,7 +329,8 @@ export class EnvCache {
     const env = installEnv(home);
     const pipArgs = ['-m', 'pip', 'install', '--no-input', '--disable-pip-version-check', '--progress-bar', 'off', '-r', join(dir, REQ_COPY)];
     const cmd = await confinedCommand(conf, {
-      name: `env-${key.slice(0, 20)}`,
+      // Unique per build: a worker that crashed mid-install may have left the last one's cgroup.
+      name: `env-${key.slice(0, 12)}-${randomBytes(4).toString('hex')}`,
       workspace: dir,
       home,
       python: () => locatePython(python, inheritedEnv()),
@@ -368,6 +372,15 @@ export class EnvCache {
         }
       };
       hooks.signal.addEventListener('abort', onAbort, { once: true });
+      // The job's disk limit holds for its install too: measured as a job's folder is.
+      let overDisk: string | null = null;
+      const diskTimer = setInterval(() => {
+        void diskUsage([dir, home]).then((u) => {
+          if (overDisk !== null || u.bytes <= conf.limits.diskBytes) return;
+          overDisk = `disk limit: ${formatBytes(conf.limits.diskBytes)} exceeded while installing the packages of ${req.source}`;
+          onAbort();
+        });
+      }, this.opts.diskCheckMs ?? 2000);
       const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((res) => {
         child.once('error', (err) => {
           stderrTail += `\n${err.message}`;
@@ -376,9 +389,11 @@ export class EnvCache {
         child.once('close', (c, s) => res(cmd.sandboxed ? bwrapStatus(c, s) : [c, s]));
       });
       hooks.signal.removeEventListener('abort', onAbort);
+      clearInterval(diskTimer);
       out.end();
       errb.end();
       hooks.signal.throwIfAborted();
+      if (overDisk !== null) throw new Error(overDisk);
       if (code !== 0) throw new Error(pipFailure(req.source, stderrTail, lastCollecting, signal ? `killed by ${signal}` : `exited with code ${code}`));
     } finally {
       const err = await cmd.cgroup?.remove();

@@ -2,7 +2,8 @@
 // wheelhouse built here. Concurrent sessions with the same requirements build once; environments
 // in use are never evicted; the least recently used go first past the cap.
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { EnvCache, pipFailure, type EnsureHooks } from '../../src/worker/env-cache';
 import { DEFAULT_LIMITS } from '../../src/worker/limits';
@@ -15,14 +16,15 @@ describe('worker: the environment cache (real pip)', function () {
   let dir: string;
   const saved: Record<string, string | undefined> = {};
 
-  const cache = (maxBytes = 2 ** 40) =>
+  const cache = (maxBytes = 2 ** 40, diskBytes = DEFAULT_LIMITS.diskBytes) =>
     new EnvCache({
       dir: join(dir, 'envs'),
       homesDir: join(dir, 'homes'),
       maxBytes,
       python: SYSTEM_PYTHON,
-      confinement: () => ({ sandbox: { kind: 'none' }, limits: DEFAULT_LIMITS, limitBackend: { kind: 'rlimit', why: 'test' }, isGpuHost: false }),
+      confinement: () => ({ sandbox: { kind: 'none' }, limits: { ...DEFAULT_LIMITS, diskBytes }, limitBackend: { kind: 'rlimit', why: 'test' }, isGpuHost: false }),
       log: () => undefined,
+      diskCheckMs: 100,
     });
   const hooks = (phases: string[], out: string[]): EnsureHooks => ({
     signal: new AbortController().signal,
@@ -39,7 +41,13 @@ describe('worker: the environment cache (real pip)', function () {
     buildWheel(dir, wheelhouse, 'hearthtwo', '0.1.0', 'two');
     buildWheel(dir, wheelhouse, 'hearththree', '0.1.0', 'three');
     // The provider's pip configuration, in the worker's environment, as pip reads it.
-    for (const [k, v] of Object.entries({ PIP_NO_INDEX: '1', PIP_FIND_LINKS: wheelhouse })) {
+    // An sdist whose setup.py writes 4 MiB into the environment, then never ends.
+    const src = join(dir, 'sdist', 'hearthbig-1.0');
+    mkdirSync(src, { recursive: true });
+    writeFileSync(join(src, 'setup.py'), 'import os, sys\nopen(os.path.join(sys.prefix, "big"), "wb").write(os.urandom(4 << 20))\nos.execv("/bin/sleep", ["sleep", "600"])\n');
+    execFileSync('tar', ['czf', join(wheelhouse, 'hearthbig-1.0.tar.gz'), '-C', join(dir, 'sdist'), 'hearthbig-1.0']);
+    // No build isolation: the sdist builds with the setuptools already here (there is no index).
+    for (const [k, v] of Object.entries({ PIP_NO_INDEX: '1', PIP_FIND_LINKS: wheelhouse, PIP_NO_BUILD_ISOLATION: '0' })) {
       saved[k] = process.env[k];
       process.env[k] = v;
     }
@@ -110,6 +118,12 @@ describe('worker: the environment cache (real pip)', function () {
     });
     assert.match(out.join(''), /nosuchpkg-hearth/);
     assert.equal(readdirSync(join(dir, 'envs')).includes(await c.key(req('hearthtiny\nnosuchpkg-hearth>=2\n'))), false);
+  });
+
+  it('an install is held to the job disk limit: stopped, with a reason that says so', async () => {
+    const c = cache(2 ** 40, 2 << 20);
+    await assert.rejects(c.ensure(req('hearthbig\n'), hooks([], [])), /^Error: disk limit: 2 MiB exceeded while installing the packages of requirements\.txt$/);
+    assert.equal(readdirSync(join(dir, 'envs')).includes(await c.key(req('hearthbig\n'))), false);
   });
 
   it('pipFailure: the requirement pip was at, when its errors do not name one', () => {
