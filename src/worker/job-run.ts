@@ -63,6 +63,8 @@ export interface JobRunContext {
   diskCheckMs?: number;
   /** the worker's cache of environments built from sessions' requirements */
   envs?: EnvCache;
+  /** where ctx.python lives, asked once per worker; default: asked for each session */
+  locatePython?: () => Promise<PythonLocation>;
 }
 
 export type JobPhase = 'preparing' | 'running' | 'finishing' | 'done';
@@ -307,7 +309,7 @@ export class JobRun {
         // needs $HOME, which the job will not see).
         python: async () => {
           try {
-            return location ?? (await locatePython(python, inheritedEnv()));
+            return location ?? (await (this.ctx.locatePython ?? (() => locatePython(python, inheritedEnv())))());
           } catch (err) {
             throw new Error(`could not start ${python}: ${(err as Error).message}`);
           }

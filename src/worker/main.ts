@@ -18,7 +18,7 @@ import { probeDevices, queryDriverVersion } from './gpu-probe';
 import { DEFAULT_ENV_CACHE_BYTES, ENVS_DIR, EnvCache } from './env-cache';
 import { JobRun, type LogFn, type LogLevel } from './job-run';
 import { DEFAULT_LIMITS, formatBytes, prepareLimits, type JobLimits, type LimitBackend } from './limits';
-import { prepareSandbox, type Sandbox, type SandboxMode } from './sandbox';
+import { locatePython, prepareSandbox, type PythonLocation, type Sandbox, type SandboxMode } from './sandbox';
 import { TelemetrySampler } from './telemetry';
 
 export const WORKER_VERSION = '0.1.0';
@@ -156,6 +156,7 @@ class Worker {
   private driver: string | null = null;
   private diskFreeBytes: number | undefined;
   private diskCheckedAt = Date.now();
+  private pythonLocation: Promise<PythonLocation> | undefined;
 
   constructor(private readonly opts: WorkerOptions) {
     const userLog = opts.log ?? defaultLog;
@@ -279,6 +280,16 @@ class Worker {
     const tmp = `${this.statePath}.${process.pid}.tmp`;
     await writeFile(tmp, JSON.stringify({ brokerUrl: this.client.url, workerId }, null, 2) + '\n', { mode: 0o600 });
     await rename(tmp, this.statePath);
+  }
+
+  /**
+   * Where the jobs' interpreter lives (for the sandbox's binds), asked once like its versions are;
+   * a failure is asked again by the next session.
+   */
+  private locatePython(): Promise<PythonLocation> {
+    this.pythonLocation ??= locatePython(this.python, inheritedEnv());
+    this.pythonLocation.catch(() => (this.pythonLocation = undefined));
+    return this.pythonLocation;
   }
 
   /** Free bytes on the disk of the work dir (for the hello; refreshed with the telemetry). */
@@ -464,6 +475,7 @@ class Worker {
       tailMaxFileBytes: this.opts.tailMaxFileBytes,
       tailMaxJobBytes: this.opts.tailMaxJobBytes,
       envs: this.envs,
+      locatePython: () => this.locatePython(),
     });
     entry.run = run;
     if (this.outputPaused) run.pauseOutput();
