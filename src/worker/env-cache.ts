@@ -179,6 +179,8 @@ interface BaseInfo {
   version: string;
   /** the provider's site folders: the environments see them after their own */
   sites: string[];
+  /** an environment's site-packages, relative to it */
+  purelib: string;
 }
 
 export class EnvCache {
@@ -270,13 +272,18 @@ export class EnvCache {
     this.base ??= new Promise<BaseInfo>((res, rej) => {
       const code = [
         'import json, site, sys',
+        'import sysconfig',
         'sites = [p for p in site.getsitepackages() + sys.path if p and ("site-packages" in p or "dist-packages" in p)]',
-        'print(json.dumps({"version": sys.version, "sites": list(dict.fromkeys(sites))}))',
+        // Where a venv of this interpreter keeps its packages ("venv" scheme: 3.11+), relative to it.
+        'scheme = "venv" if "venv" in sysconfig.get_scheme_names() else "posix_prefix"',
+        'purelib = sysconfig.get_path("purelib", scheme=scheme, vars={"base": "@B@", "platbase": "@B@"})',
+        'print(json.dumps({"version": sys.version, "sites": list(dict.fromkeys(sites)), "purelib": purelib}))',
       ].join('\n');
       execFile(this.opts.python, ['-c', code], { timeout: 30_000, env: inheritedEnv(), maxBuffer: 1 << 20 }, (err, stdout) => {
         if (err) return rej(new Error(`could not ask ${this.opts.python} about itself: ${err.message.split('\n')[0]}`));
         try {
-          res(z.object({ version: z.string(), sites: z.array(z.string()) }).parse(JSON.parse(String(stdout).trim().split('\n').pop() ?? '')));
+          const info = z.object({ version: z.string(), sites: z.array(z.string()), purelib: z.string().startsWith('@B@/') }).parse(JSON.parse(String(stdout).trim().split('\n').pop() ?? ''));
+          res({ ...info, purelib: info.purelib.slice('@B@/'.length) });
         } catch (e) {
           rej(e as Error);
         }
@@ -302,7 +309,8 @@ export class EnvCache {
     // installs into it, and the environment is made in milliseconds instead of seconds.
     await execFileP(this.opts.python, ['-m', 'venv', '--without-pip', '--system-site-packages', dir], inheritedEnv());
     const python = join(dir, 'bin', 'python');
-    const purelib = (await execFileP(python, ['-c', 'import sysconfig; print(sysconfig.get_paths()["purelib"])'], inheritedEnv())).trim();
+    const purelib = join(dir, base.purelib);
+    await mkdir(purelib, { recursive: true });
     // --system-site-packages shows the base interpreter's packages; a provider's own venv (its
     // PyTorch) lies elsewhere: a .pth adds the provider's site folders after the environment's own.
     await writeFile(join(purelib, '_hearth_provider.pth'), base.sites.join('\n') + '\n');
@@ -333,7 +341,11 @@ export class EnvCache {
       name: `env-${key.slice(0, 12)}-${randomBytes(4).toString('hex')}`,
       workspace: dir,
       home,
-      python: () => locatePython(python, inheritedEnv()),
+      python: async () => {
+        const location = await locatePython(python, inheritedEnv());
+        this.locations.set(key, location);
+        return location;
+      },
       command: [python, ...pipArgs],
       readOnly: [...pipPaths(env), ...(env.PIP_CONFIG_FILE && isFile(env.PIP_CONFIG_FILE) ? [env.PIP_CONFIG_FILE] : [])],
     });
