@@ -464,7 +464,8 @@ export function pipFailure(source: string, stderr: string, lastCollecting: strin
     .map((l) => l.trim())
     .filter((l) => /^ERROR:/.test(l));
   let why = errors.length ? errors.join('; ') : stderr.trim().split('\n').map((l) => l.trim()).filter(Boolean).slice(-3).join('; ');
-  if (lastCollecting && !why.includes(lastCollecting)) why = `while installing ${lastCollecting}: ${why || how}`;
+  if (/No module named pip\b/.test(stderr)) why = 'the worker\'s Python has no pip (its provider can add it: apt-get install python3-pip, or python3 -m ensurepip)';
+  else if (lastCollecting && !why.includes(lastCollecting)) why = `while installing ${lastCollecting}: ${why || how}`;
   return `could not install the packages of ${source} (pip ${how}): ${why || 'no output'}`.slice(0, 10_000);
 }
 

@@ -129,5 +129,6 @@ describe('worker: the environment cache (real pip)', function () {
   it('pipFailure: the requirement pip was at, when its errors do not name one', () => {
     const stderr = 'error: subprocess-exited-with-error\n\n× python setup.py egg_info did not run successfully.\n│ exit code: 1\nERROR: metadata-generation-failed\n';
     assert.equal(pipFailure('requirements.txt', stderr, 'brokenpkg==1.0', 'exited with code 1'), 'could not install the packages of requirements.txt (pip exited with code 1): while installing brokenpkg==1.0: ERROR: metadata-generation-failed');
+    assert.match(pipFailure('requirements.txt', '/usr/bin/python3: No module named pip\n', '', 'exited with code 1'), /the worker's Python has no pip/);
   });
 });
