@@ -181,6 +181,8 @@ interface BaseInfo {
   sites: string[];
   /** an environment's site-packages, relative to it */
   purelib: string;
+  /** the interpreter sees its base's site-packages (it is no venv, or one made with them) */
+  system: boolean;
 }
 
 export class EnvCache {
@@ -277,12 +279,14 @@ export class EnvCache {
         // Where a venv of this interpreter keeps its packages ("venv" scheme: 3.11+), relative to it.
         'scheme = "venv" if "venv" in sysconfig.get_scheme_names() else "posix_prefix"',
         'purelib = sysconfig.get_path("purelib", scheme=scheme, vars={"base": "@B@", "platbase": "@B@"})',
-        'print(json.dumps({"version": sys.version, "sites": list(dict.fromkeys(sites)), "purelib": purelib}))',
+        // A venv made without system site-packages does not see its base's: neither will the environments.
+        'system = sys.prefix == sys.base_prefix or any(p in sys.path for p in site.getsitepackages([sys.base_prefix]))',
+        'print(json.dumps({"version": sys.version, "sites": list(dict.fromkeys(sites)), "purelib": purelib, "system": system}))',
       ].join('\n');
       execFile(this.opts.python, ['-c', code], { timeout: 30_000, env: inheritedEnv(), maxBuffer: 1 << 20 }, (err, stdout) => {
         if (err) return rej(new Error(`could not ask ${this.opts.python} about itself: ${err.message.split('\n')[0]}`));
         try {
-          const info = z.object({ version: z.string(), sites: z.array(z.string()), purelib: z.string().startsWith('@B@/') }).parse(JSON.parse(String(stdout).trim().split('\n').pop() ?? ''));
+          const info = z.object({ version: z.string(), sites: z.array(z.string()), purelib: z.string().startsWith('@B@/'), system: z.boolean() }).parse(JSON.parse(String(stdout).trim().split('\n').pop() ?? ''));
           res({ ...info, purelib: info.purelib.slice('@B@/'.length) });
         } catch (e) {
           rej(e as Error);
@@ -307,12 +311,13 @@ export class EnvCache {
     // The venv itself is the provider's interpreter and standard library at work, nothing of the
     // renter's: made here. No pip inside it: the provider's pip (seen through its site-packages)
     // installs into it, and the environment is made in milliseconds instead of seconds.
-    await execFileP(this.opts.python, ['-m', 'venv', '--without-pip', '--system-site-packages', dir], inheritedEnv());
+    await execFileP(this.opts.python, ['-m', 'venv', '--without-pip', ...(base.system ? ['--system-site-packages'] : []), dir], inheritedEnv());
     const python = join(dir, 'bin', 'python');
     const purelib = join(dir, base.purelib);
     await mkdir(purelib, { recursive: true });
     // --system-site-packages shows the base interpreter's packages; a provider's own venv (its
-    // PyTorch) lies elsewhere: a .pth adds the provider's site folders after the environment's own.
+    // PyTorch) lies elsewhere: a .pth adds the provider's site folders after the environment's own,
+    // so an environment sees what the provider's interpreter sees, its own packages first.
     await writeFile(join(purelib, '_hearth_provider.pth'), base.sites.join('\n') + '\n');
     await writeFile(join(dir, REQ_COPY), req.text);
     if (user) await chownTree(dir, user.uid, user.gid);

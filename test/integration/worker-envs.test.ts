@@ -60,6 +60,9 @@ describe('worker: a provider\'s virtual environment as --python, under the defau
     mkdirSync(TEST_TMP, { recursive: true });
     dir = mkdtempSync(join(TEST_TMP, 'hearth-envs-'));
     wheel = buildWheel(dir, join(dir, 'wheelhouse'), 'hearthtiny', '1.2.3', 'tiny from the provider venv');
+    buildWheel(dir, join(dir, 'wheelhouse'), 'hearthtwo', '0.1.0', 'two');
+    // The job user (nobody, under a root worker) reads the wheelhouse through these folders.
+    chmodSync(dir, 0o755);
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -78,6 +81,29 @@ describe('worker: a provider\'s virtual environment as --python, under the defau
         const out = logOf(events, 'stdout');
         assert.match(out, /^VALUE tiny from the provider venv$/m);
         assert.match(out, new RegExp(`^PREFIX ${venv}$`, 'm'));
+
+        // With requirements: an environment on the provider's venv sees what it sees (hearthtiny)
+        // and what was installed (hearthtwo); a venv with neither pip nor system site-packages
+        // cannot install, and says so.
+        const saved = { PIP_NO_INDEX: process.env.PIP_NO_INDEX, PIP_FIND_LINKS: process.env.PIP_FIND_LINKS };
+        Object.assign(process.env, { PIP_NO_INDEX: '1', PIP_FIND_LINKS: join(dir, 'wheelhouse') });
+        try {
+          const both = 'import hearthtiny, hearthtwo\nprint("BOTH", hearthtiny.VALUE, hearthtwo.VALUE)';
+          const withReq = await submit(net, { 'p.py': both, 'requirements.txt': 'hearthtwo\n' }, { entry: 'p.py' });
+          const ev = await follow(net, withReq);
+          if (systemSitePackages) {
+            assert.equal(finalStatus(ev).status, 'succeeded', logOf(ev, 'stderr'));
+            assert.match(logOf(ev, 'stdout'), /^BOTH tiny from the provider venv two$/m);
+          } else {
+            assert.equal(finalStatus(ev).status, 'failed');
+            assert.match(finalStatus(ev).reason ?? '', /the worker's Python has no pip/);
+          }
+        } finally {
+          for (const [k, v] of Object.entries(saved)) {
+            if (v === undefined) delete process.env[k];
+            else process.env[k] = v;
+          }
+        }
         if (!systemSitePackages) return;
         // A kernel too runs in the venv (jupyter_client would take Debian's "python3" kernelspec,
         // /usr/bin/python3, over the bridge's own interpreter).
