@@ -333,6 +333,8 @@ export class EnvCache {
     } finally {
       await rm(home, { recursive: true, force: true }).catch(() => undefined);
     }
+    // Back to the worker's own user: no job user (nor anything else running as it) may change it.
+    if (user) await chownTree(dir, process.getuid?.() ?? 0, process.getgid?.() ?? 0);
     const bytes = (await diskUsage([dir])).bytes;
     await writeFile(join(dir, READY), JSON.stringify({ bytes, source: req.source, builtAt: Date.now() }) + '\n');
     this.opts.log('info', 'environment built', { key, source: req.source, bytes, ms: Date.now() - started });

@@ -2,7 +2,7 @@
 // a tiny local package, a real broker and worker, real bubblewrap.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BrokerClient } from '../../src/client/api';
 import { startBroker, type RunningBroker } from '../../src/broker/server';
@@ -225,6 +225,9 @@ describe('packages: a run\'s requirements installed by the worker (real pip, rea
     assert.doesNotMatch(second.stdout + second.stderr, /Collecting|Successfully installed|Looking in links/);
     assert.deepEqual(setups(await eventsOf(second.stderr)), [{ type: 'setup', phase: 'ready', source: 'requirements.txt', reused: true }]);
     assert.equal(readdirSync(join(workDir, 'envs')).length, 1, 'one environment for both runs');
+    // Owned by the worker's user once built (pip ran as the job user under a root worker).
+    const env = join(workDir, 'envs', readdirSync(join(workDir, 'envs'))[0]!);
+    assert.equal(statSync(join(env, 'pyvenv.cfg')).uid, process.getuid!());
   });
 
   it('the environment is read-only to the job, and the provider\'s PIP_* settings and pip.conf do not reach it', async () => {
