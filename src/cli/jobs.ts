@@ -34,7 +34,7 @@ export async function pickLease(client: BrokerClient, leaseId: string | undefine
 }
 
 /** `--requirements FILE`: a file inside the uploaded folder, as a path relative to it. */
-function requirementsFlag(root: string, file: string): string {
+export function requirementsFlag(root: string, file: string): string {
   const abs = resolve(file);
   if (!existsSync(abs) || !statSync(abs).isFile()) throw new UsageError(`--requirements ${file} is not a file`);
   const rel = relative(root, abs).split(sep).join('/');

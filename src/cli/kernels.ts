@@ -8,7 +8,7 @@ import { kernelText } from '../shared/kernel-text';
 import { Id } from '../shared/protocol';
 import { clientFor, flag, globals, NonNegative, UsageError } from './context';
 import { DEFAULT_OUTPUTS } from '../client/submit-run';
-import { pickLease, setupText, write } from './jobs';
+import { pickLease, requirementsFlag, setupText, write } from './jobs';
 import { printJson } from './output';
 
 const SessionId = Id;
@@ -23,14 +23,17 @@ export function registerKernelCommands(program: Command): void {
     .option('--dir <folder>', 'upload this folder as the kernel\'s working folder (default: none)')
     .option('--idle <minutes>', 'stop after this many minutes with no request (0: never)', '60')
     .option('--outputs <glob>', 'files the kernel writes that come back when it stops (repeatable; default: weights and outputs/)', (v: string, acc: string[] = []) => [...acc, v])
-    .action(async (o: { lease?: string; dir?: string; idle: string; outputs?: string[] }, cmd: Command) => {
+    .option('--requirements <file>', 'packages to install first, a file inside --dir (default: its requirements.txt or pyproject.toml)')
+    .action(async (o: { lease?: string; dir?: string; idle: string; outputs?: string[]; requirements?: string }, cmd: Command) => {
       const client = clientFor(cmd);
       const idleMinutes = flag('idle', NonNegative, o.idle);
+      if (o.requirements !== undefined && o.dir === undefined) throw new UsageError('--requirements names a file inside --dir: give --dir too');
+      const requirements = o.requirements === undefined ? undefined : requirementsFlag(resolve(o.dir!), o.requirements);
       const lease = await pickLease(client, o.lease, 'kernel');
       let session;
       try {
         const manifest = o.dir ? { files: (await uploadWorkspace(client, resolve(o.dir))).files } : { files: [] };
-        session = await client.startKernel({ leaseId: lease.id, idleMinutes, manifest, outputs: [...(o.outputs ?? DEFAULT_OUTPUTS)], releaseLease: lease.own });
+        session = await client.startKernel({ leaseId: lease.id, idleMinutes, manifest, outputs: [...(o.outputs ?? DEFAULT_OUTPUTS)], releaseLease: lease.own, ...(requirements ? { requirements } : {}) });
       } catch (err) {
         if (lease.own) await client.releaseLease(lease.id).catch(() => undefined);
         throw err;

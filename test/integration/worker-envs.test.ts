@@ -349,4 +349,23 @@ describe('packages: a run\'s requirements installed by the worker (real pip, rea
       await following;
     }
   });
+
+  it('hearth kernel start --requirements FILE installs that file first, and the kernel imports it', async () => {
+    const ws = project({ 'deps/k.txt': 'hearthtwo==0.1.0\n# for the kernel\n' });
+    const start = await hearth(['kernel', 'start', '--dir', ws, '--requirements', join(ws, 'deps', 'k.txt')], cli);
+    assert.equal(start.code, 0, start.stderr);
+    assert.match(start.stderr, /^hearth: installing packages \(deps\/k\.txt\)…$/m);
+    assert.match(start.stderr, /Successfully installed hearthtwo-0\.1\.0/);
+    const session = start.stdout.trim();
+    try {
+      const r = await hearth(['kernel', 'exec', session, 'import hearthtwo; print(hearthtwo.VALUE)'], cli);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout, 'two from the wheelhouse\n');
+    } finally {
+      await hearth(['kernel', 'stop', session], cli);
+    }
+    const noDir = await hearth(['kernel', 'start', '--requirements', 'x.txt'], cli);
+    assert.equal(noDir.code, 2);
+    assert.match(noDir.stderr, /--requirements names a file inside --dir/);
+  });
 });
