@@ -89,11 +89,14 @@ describe('worker: a provider\'s virtual environment as --python, under the defau
         Object.assign(process.env, { PIP_NO_INDEX: '1', PIP_FIND_LINKS: join(dir, 'wheelhouse') });
         try {
           const both = 'import hearthtiny, hearthtwo\nprint("BOTH", hearthtiny.VALUE, hearthtwo.VALUE)';
-          const withReq = await submit(net, { 'p.py': both, 'requirements.txt': 'hearthtwo\n' }, { entry: 'p.py' });
+          // hearthtiny>=1.0 is the provider's already (as torch>=2.6 was in the finding): not installed again.
+          const withReq = await submit(net, { 'p.py': both, 'requirements.txt': 'hearthtwo\nhearthtiny>=1.0\n' }, { entry: 'p.py' });
           const ev = await follow(net, withReq);
           if (systemSitePackages) {
             assert.equal(finalStatus(ev).status, 'succeeded', logOf(ev, 'stderr'));
             assert.match(logOf(ev, 'stdout'), /^BOTH tiny from the provider venv two$/m);
+            assert.match(logOf(ev, 'stdout'), /Requirement already satisfied: hearthtiny>=1\.0/);
+            assert.match(logOf(ev, 'stdout'), /^Successfully installed hearthtwo-0\.1\.0$/m);
           } else {
             assert.equal(finalStatus(ev).status, 'failed');
             assert.match(finalStatus(ev).reason ?? '', /the worker's Python has no pip/);
