@@ -427,6 +427,7 @@ export class Broker {
       env: b.env,
       outputs: b.outputs,
       logdir: b.logdir,
+      ...(b.requirements ? { requirements: b.requirements } : {}),
       manifest: b.manifest,
     });
   }

@@ -14,6 +14,13 @@ import { formatBytes, formatDuration, printJson, table, write } from './output';
 type Stream = 'stdout' | 'stderr';
 type Piece = { stream: Stream; data: string };
 
+/** What the CLI says of a session's setup phase (the worker installing its packages). */
+export function setupText(b: Extract<JobEvent['body'], { type: 'setup' }>): string {
+  if (b.phase === 'installing') return `installing packages (${b.source})…`;
+  if (b.phase === 'waiting') return `waiting for another run's install of the same packages (${b.source})…`;
+  return b.reused ? `packages of ${b.source} already installed on this worker` : `packages of ${b.source} installed`;
+}
+
 /** What one event prints, and where. */
 export function renderEvent(e: JobEvent): Piece[] {
   const b = e.body;
@@ -24,6 +31,7 @@ export function renderEvent(e: JobEvent): Piece[] {
     return t ? [{ stream: t.stream === 'stdout' ? 'stdout' : 'stderr', data: t.data }] : [];
   }
   if (b.type === 'notice') return [{ stream: 'stderr', data: `hearth: ${b.level}: ${b.message}\n` }];
+  if (b.type === 'setup') return [{ stream: 'stderr', data: `hearth: ${setupText(b)}\n` }];
   if (b.type === 'status' && isTerminal(b.status) && b.status !== 'succeeded') {
     const how = b.signal ? (b.reason?.includes(b.signal) ? '' : ` (${b.signal})`) : b.exitCode != null ? ` (exit code ${b.exitCode})` : '';
     return [{ stream: 'stderr', data: `hearth: job ${b.status}${how}${b.reason ? `: ${b.reason}` : ''}\n` }];

@@ -1,7 +1,7 @@
 // `hearth run`, `logs`, `jobs`, `cancel`, `scalars`, `pull`.
 import type { Command } from 'commander';
 import { existsSync, statSync } from 'node:fs';
-import { basename, join, resolve } from 'node:path';
+import { basename, join, relative, resolve, sep } from 'node:path';
 import type { BrokerClient } from '../client/api';
 import { pullArtifacts } from '../client/pull';
 import { runLayout, submitRun } from '../client/submit-run';
@@ -44,6 +44,15 @@ export async function pickLease(
 /** The idle release of a lease `hearth run` or `kernel start` takes for itself. */
 export const AUTO_LEASE_IDLE_MINUTES = 10;
 
+/** `--requirements FILE`: a file inside the uploaded folder, as a path relative to it. */
+export function requirementsFlag(root: string, file: string): string {
+  const abs = resolve(file);
+  if (!existsSync(abs) || !statSync(abs).isFile()) throw new UsageError(`--requirements ${file} is not a file`);
+  const rel = relative(root, abs).split(sep).join('/');
+  if (!RelPath.safeParse(rel).success) throw new UsageError(`--requirements ${file} must be inside ${root}, the folder that is uploaded`);
+  return rel;
+}
+
 export function registerJobCommands(program: Command): void {
   program
     .command('run')
@@ -58,9 +67,10 @@ export function registerJobCommands(program: Command): void {
     .option('--env <NAME=VALUE>', 'environment variable for the job (repeatable)', (v: string, acc: string[] = []) => [...acc, v])
     .option('--detach', 'submit and print the job id without following')
     .option('--allow-errors', 'a notebook: run every cell even after one raises (default: stop at the first error)')
+    .option('--requirements <file>', 'packages to install first, a pip requirements file or pyproject.toml inside the uploaded folder (default: its requirements.txt or pyproject.toml)')
     // Options after FILE that hearth does not know are the script's: said so, not guessed.
     .allowUnknownOption()
-    .action(async (file: string, args: string[], o: { lease?: string; workdir?: string; maxCost?: string; outputs?: string[]; logdir: string; env?: string[]; detach?: boolean; allowErrors?: boolean }, cmd: Command) => {
+    .action(async (file: string, args: string[], o: { lease?: string; workdir?: string; maxCost?: string; outputs?: string[]; logdir: string; env?: string[]; detach?: boolean; allowErrors?: boolean; requirements?: string }, cmd: Command) => {
       const g = globals(cmd);
       scriptArgsHint(file, args, cmd);
       const abs = resolve(file);
@@ -79,6 +89,7 @@ export function registerJobCommands(program: Command): void {
         throw new UsageError((err as Error).message);
       }
       const logdir = flag('logdir', RelPath, o.logdir.replace(/^\.\//, '').replace(/\/+$/, ''));
+      const requirements = o.requirements === undefined ? undefined : requirementsFlag(layout.root, o.requirements);
       const env: Record<string, string> = {};
       for (const kv of o.env ?? []) {
         const i = kv.indexOf('=');
@@ -105,6 +116,7 @@ export function registerJobCommands(program: Command): void {
           ...(o.outputs ? { outputs: o.outputs } : {}),
           logdir,
           releaseLease: lease.own,
+          ...(requirements ? { requirements } : {}),
           onProgress: (p) => p.phase === 'upload' && progress.update(p.doneBytes, p.totalBytes),
         });
         progress.stop();

@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { accountSpendText, leaseLimitsText, leasePriceText } from '../shared/money';
 import { Credits, type Lease } from '../shared/protocol';
 import { clientFor, DurationFlag, flag, globals, idArg, PositiveInt, PositiveNumber } from './context';
-import { formatDuration, printJson, table } from './output';
+import { formatBytes, formatDuration, printJson, table } from './output';
 
 function leaseRows(leases: Lease[]): string {
   const now = Date.now();
@@ -51,10 +51,12 @@ export function registerLeaseCommands(program: Command): void {
             `${Math.round(o.reliability * 100)}%`,
             o.stack ? `${o.stack.python}${o.stack.torch ? ` torch ${o.stack.torch}` : ''}${o.stack.cuda ? ` cuda ${o.stack.cuda}` : ''}` : '?',
             o.stack ? (o.stack.kernels ? 'yes' : 'no') : '?',
+            o.stack?.driver ?? '-',
+            o.stack?.diskFreeBytes !== undefined ? formatBytes(o.stack.diskFreeBytes) : '?',
             o.workerName,
             o.workerId,
           ]),
-          ['MODEL', 'VRAM', 'FREE', 'PRICE/H', 'RELIABILITY', 'PYTHON', 'NOTEBOOKS', 'WORKER', 'WORKER ID'],
+          ['MODEL', 'VRAM', 'FREE', 'PRICE/H', 'RELIABILITY', 'PYTHON', 'NOTEBOOKS', 'DRIVER', 'DISK FREE', 'WORKER', 'WORKER ID'],
         ),
       );
     });

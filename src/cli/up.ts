@@ -9,6 +9,7 @@ import { ByteSize, DEFAULT_LIMITS, formatBytes, PidCount } from '../worker/limit
 import { DEFAULT_JOB_USER, SANDBOX_MODES, type SandboxMode } from '../worker/sandbox';
 import { DEFAULT_HF_CACHE_MAX_BYTES } from '../worker/hf-cache';
 import { DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_JOB_BYTES } from '../worker/tailer';
+import { DEFAULT_ENV_CACHE_BYTES } from '../worker/env-cache';
 import type * as ServerEntry from './server-entry';
 import { stopUp } from './up-lock';
 
@@ -28,6 +29,7 @@ interface WorkerFlags {
   tailMaxFile?: string;
   tailMaxJob?: string;
   hfCacheMax?: string;
+  envCacheMax?: string;
 }
 
 /** Loads the server bundle (dist/server.js) on demand; from source (tests via tsx) the module itself. */
@@ -54,6 +56,7 @@ function workerSettings(f: WorkerFlags): ServerEntry.WorkerSettings {
     tailMaxFileBytes: size('tail-max-file', f.tailMaxFile),
     tailMaxJobBytes: size('tail-max-job', f.tailMaxJob),
     hfCacheMaxBytes: f.hfCacheMax === undefined ? undefined : f.hfCacheMax.trim() === '0' ? 0 : size('hf-cache-max', f.hfCacheMax),
+    envCacheMaxBytes: size('env-cache-max', f.envCacheMax),
   };
 }
 
@@ -130,7 +133,8 @@ export function registerServerCommands(program: Command): void {
       .option('--job-tmp <size>', `size of one job's in-memory /tmp, and of its /dev/shm (default ${formatBytes(DEFAULT_LIMITS.tmpBytes)})`)
       .option('--tail-max-file <size>', `bytes of one TensorBoard file the worker reads (default ${formatBytes(DEFAULT_MAX_FILE_BYTES)})`)
       .option('--tail-max-job <size>', `bytes of one job's TensorBoard files the worker reads (default ${formatBytes(DEFAULT_MAX_JOB_BYTES)})`)
-      .option('--hf-cache-max <size>', `size of the per-account Hugging Face caches together, least recently used models evicted; 0 turns them off (default ${formatBytes(DEFAULT_HF_CACHE_MAX_BYTES)})`);
+      .option('--hf-cache-max <size>', `size of the per-account Hugging Face caches together, least recently used models evicted; 0 turns them off (default ${formatBytes(DEFAULT_HF_CACHE_MAX_BYTES)})`)
+      .option('--env-cache-max <size>', `disk for the environments built from runs' requirements; least recently used go past it (default ${formatBytes(DEFAULT_ENV_CACHE_BYTES)})`);
 
   program
     .command('broker')

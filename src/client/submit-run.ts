@@ -60,6 +60,8 @@ export interface RunRequest {
   logdir?: string;
   /** the lease was taken for this run: the broker releases it when the run ends */
   releaseLease?: boolean;
+  /** the packages file, relative to root (default: requirements.txt or pyproject.toml when there) */
+  requirements?: string;
   onProgress?: (p: UploadProgress) => void;
   signal?: AbortSignal;
 }
@@ -100,6 +102,7 @@ export async function submitRun(client: BrokerClient, r: RunRequest): Promise<Su
     outputs: [...(r.outputs ?? DEFAULT_OUTPUTS)],
     logdir: r.logdir ?? 'runs',
     releaseLease: r.releaseLease ?? false,
+    ...(r.requirements ? { requirements: r.requirements } : {}),
     manifest: { files: manifest.files },
   });
   return {

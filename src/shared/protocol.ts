@@ -84,6 +84,10 @@ export const PythonStack = z.object({
   cuda: z.string().max(50).nullable(),
   /** ipykernel and jupyter_client are there: notebooks run */
   kernels: z.boolean(),
+  /** the NVIDIA driver's version (nvidia-smi); null on a host without one; absent from older workers */
+  driver: z.string().max(50).nullable().optional(),
+  /** free bytes on the disk of the worker's data dir when it connected (environments and jobs go there) */
+  diskFreeBytes: z.number().int().min(0).optional(),
 });
 export type PythonStack = z.infer<typeof PythonStack>;
 
@@ -285,6 +289,12 @@ export const JobSpec = z
     outputs: z.array(z.string().min(1).max(1000)).max(100).default([]),
     /** folder, relative to the workspace root, whose *tfevents* files are tailed */
     logdir: RelPath.default('runs'),
+    /**
+     * The packages to install before the session starts: a pip requirements file, or a
+     * pyproject.toml (its [project] dependencies), relative to the workspace root. Without it the
+     * worker uses requirements.txt, else pyproject.toml's dependencies, at the root when present.
+     */
+    requirements: RelPath.optional(),
     manifest: Manifest,
   })
   .strict();
@@ -303,6 +313,8 @@ export const StartKernelBody = z
     outputs: z.array(z.string().min(1).max(1000)).max(100).default([]),
     idleMinutes: z.number().min(0).max(7 * 24 * 60).default(60),
     releaseLease: z.boolean().default(false),
+    /** as JobSpec.requirements */
+    requirements: RelPath.optional(),
   })
   .strict();
 export type StartKernelBody = z.input<typeof StartKernelBody>;
@@ -405,6 +417,13 @@ export const EventBody = z.discriminatedUnion('type', [
    * as a whole, e.g. its state starting/idle/busy/restarting/dead).
    */
   z.object({ type: z.literal('kernel'), requestId: Id.nullable(), msgType: KernelMsgType, content: z.record(z.unknown()) }),
+  /**
+   * The worker prepares the session's Python environment from its requirements, before the
+   * session starts: `installing` (pip's output follows as log events), `waiting` (another session
+   * installs the same requirements), `ready` (`reused`: from the worker's cache, nothing installed).
+   * A failed install ends the session `failed`, its reason naming the requirement and pip's why.
+   */
+  z.object({ type: z.literal('setup'), phase: z.enum(['installing', 'waiting', 'ready']), source: RelPath, reused: z.boolean().optional() }),
   /** something the worker wants the person to know that is not the program's own output */
   z.object({ type: z.literal('notice'), level: z.enum(['info', 'warning', 'error']), message: z.string().max(10_000) }),
 ]);

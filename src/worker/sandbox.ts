@@ -223,10 +223,17 @@ export interface PythonLocation {
   needs: string[];
 }
 
+// A venv's python must run as itself (VENV/bin/python): started by its real path (the base
+// interpreter) it no longer finds pyvenv.cfg, and the venv's site-packages drop out. Any other
+// interpreter runs by its real path (a pyenv shim is a shell script). Site folders on sys.path
+// (a .pth may add some, as Hearth's own environments do) are needed too.
 const PROBE =
   'import json, os, site, sys\n' +
-  'print(json.dumps({"executable": os.path.realpath(sys.executable) if sys.executable else "", ' +
-  '"needs": [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix, site.getusersitepackages()]}))';
+  'venv = sys.prefix != sys.base_prefix\n' +
+  'exe = (sys.executable if venv else os.path.realpath(sys.executable)) if sys.executable else ""\n' +
+  'sites = [p for p in sys.path if p and ("site-packages" in p or "dist-packages" in p) and os.path.isdir(p)]\n' +
+  'print(json.dumps({"executable": exe, ' +
+  '"needs": [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix, site.getusersitepackages()] + sites}))';
 
 /** Asks the configured interpreter (as the provider would run it, e.g. via a pyenv shim) where it lives. */
 export async function locatePython(python: string, env: NodeJS.ProcessEnv): Promise<PythonLocation> {
@@ -287,6 +294,10 @@ export function bwrapArgs(o: {
   devDir?: string;
   /** more folders the job may read and write, at their own paths (its account's Hugging Face cache) */
   binds?: string[];
+  /** more folders or files to bring back, read-only, where a hidden folder or /tmp covers them */
+  readOnly?: string[];
+  /** files the job must not read (the provider's pip configuration): /dev/null over each */
+  mask?: string[];
 }): string[] {
   const workspace = resolve(o.workspace);
   const home = o.home ? resolve(o.home) : undefined;
@@ -313,7 +324,7 @@ export function bwrapArgs(o: {
   // folders, read-only, unless one of them would uncover a hidden folder as a whole.
   const hidden = ['/tmp', ...hide];
   const back = new Set<string>();
-  for (const n of [...o.python.needs, dirname(dirname(o.python.executable))]) {
+  for (const n of [...o.python.needs, dirname(dirname(o.python.executable)), ...(o.readOnly ?? [])]) {
     const p = real(n);
     if (!p || p === '/') continue;
     if (!hidden.some((h) => isInside(h, p) && h !== p)) continue; // visible anyway
@@ -333,6 +344,10 @@ export function bwrapArgs(o: {
   if (home) args.push('--bind', home, home);
   for (const b of binds) args.push('--bind', b, b);
   args.push('--bind', workspace, workspace, '--chdir', workspace);
+  for (const m of o.mask ?? []) {
+    const p = real(m);
+    if (p && !hidden.some((h) => isInside(h, p)) && !isInside(workspace, p)) args.push('--ro-bind', '/dev/null', p);
+  }
   if (o.seccomp) args.push('--seccomp', String(SECCOMP_FD));
   args.push('--', ...(o.user ? dropTo(o.user) : []), ...o.command);
   return args;

@@ -104,6 +104,7 @@ export async function runCurrentFile(s: HearthServices, uriArg?: unknown, optsAr
           outputs: cfg.outputs,
           logdir: cfg.logdir,
           releaseLease: chosen.own,
+          ...(cfg.requirementsFile ? { requirements: cfg.requirementsFile } : {}),
           signal: ac.signal,
           onProgress: (p) => {
             if (p.phase === 'scan') return progress.report({ message: 'hashing files…' });

@@ -53,6 +53,8 @@ export class OfferItem extends vscode.TreeItem {
           ? [
               `- Python ${o.stack.python}, PyTorch ${o.stack.torch ?? 'not installed'}${o.stack.cuda ? `, CUDA ${o.stack.cuda}` : ''}`,
               `- notebooks: ${o.stack.kernels ? 'yes' : 'no (the worker\'s Python lacks ipykernel)'}`,
+              ...(o.stack.driver ? [`- NVIDIA driver ${o.stack.driver}`] : []),
+              ...(o.stack.diskFreeBytes !== undefined ? [`- disk free on the worker: ${(o.stack.diskFreeBytes / 2 ** 30).toFixed(1)} GiB`] : []),
             ]
           : []),
       ].join('\n'),
