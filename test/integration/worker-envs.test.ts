@@ -147,10 +147,11 @@ describe('packages: a run\'s requirements installed by the worker (real pip, rea
   let cli: Record<string, string>;
   let n = 0;
 
-  /** A project folder with these files. */
+  /** A project folder with these files (its .hearthignore marks it the project's root, which
+   * `hearth run` would otherwise look for above it: here, the repository holding .test-tmp). */
   const project = (files: Record<string, string>): string => {
     const ws = join(dir, `project-${++n}`);
-    for (const [rel, text] of Object.entries(files)) {
+    for (const [rel, text] of Object.entries({ '.hearthignore': '', ...files })) {
       mkdirSync(join(ws, rel, '..'), { recursive: true });
       writeFileSync(join(ws, rel), text);
     }
@@ -286,7 +287,7 @@ describe('packages: a run\'s requirements installed by the worker (real pip, rea
     assert.match(b.stderr, /installing packages \(deps\/run\.txt\)/);
     assert.match(b.stdout, /^VALUE tiny from the wheelhouse$/m);
     const outside = await hearth(['run', join(ws, 'main.py'), '--requirements', join(dir, 'wheelhouse', '..', 'nowhere.txt')], cli);
-    assert.equal(outside.code, 2, outside.stderr);
+    assert.equal(outside.code, 64, outside.stderr);
   });
 
   it('cancel during the install stops pip and everything it started, and leaves no environment', async () => {
@@ -368,7 +369,7 @@ describe('packages: a run\'s requirements installed by the worker (real pip, rea
       await hearth(['kernel', 'stop', session], cli);
     }
     const noDir = await hearth(['kernel', 'start', '--requirements', 'x.txt'], cli);
-    assert.equal(noDir.code, 2);
+    assert.equal(noDir.code, 64);
     assert.match(noDir.stderr, /--requirements names a file inside --dir/);
   });
 });
