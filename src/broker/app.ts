@@ -14,7 +14,7 @@ import { apiRoutes } from './routes/api';
 import { blobRoutes } from './routes/blobs';
 import { eventRoutes } from './routes/events';
 import { workerSocketRoute } from './routes/worker-socket';
-import { BlobStore } from './store/blob-store';
+import { openBlobStore } from './store/open-blob-store';
 import { openDb } from './store/db';
 import { WorkerHub } from './worker-hub';
 
@@ -30,6 +30,8 @@ export const BrokerOptions = z.object({
   /** an upload that brings fewer than uploadMinBytes in this long is cut and its temp file removed */
   uploadStallMs: z.number().int().positive().default(30_000),
   uploadMinBytes: z.number().int().min(1).default(16 * 1024),
+  /** where blob bytes live: `folder` (<dataDir>/blobs) or `s3://bucket?endpoint=…` (see open-blob-store.ts) */
+  blobs: z.string().default('folder'),
 });
 export type BrokerOptions = z.input<typeof BrokerOptions>;
 
@@ -89,7 +91,10 @@ export async function buildBroker(options: BrokerOptions, logger: FastifyServerO
   const opts = BrokerOptions.parse(options);
   makePrivate(opts.dataDir);
   const db = openDb(join(opts.dataDir, 'broker.db'));
-  const blobs = new BlobStore(join(opts.dataDir, 'blobs'), { stallMs: opts.uploadStallMs, minBytes: opts.uploadMinBytes });
+  const blobs = await openBlobStore(opts.blobs, opts.dataDir, { stallMs: opts.uploadStallMs, minBytes: opts.uploadMinBytes }).catch((err: unknown) => {
+    db.close();
+    throw err;
+  });
   const broker = new Broker(db, { maxJobEventBytes: opts.maxJobEventBytes });
   const adminToken = broker.bootstrapAdmin();
 
@@ -159,6 +164,7 @@ export async function buildBroker(options: BrokerOptions, logger: FastifyServerO
       hub.closeAll();
       await app.close();
       db.close();
+      blobs.close?.();
     },
   };
 }

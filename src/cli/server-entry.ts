@@ -31,9 +31,9 @@ function quietWorkerLog(): WorkerOptions['log'] {
   };
 }
 
-export async function runBroker(o: { dataDir: string; port: number; host: string; uploadStallMs?: number }): Promise<void> {
+export async function runBroker(o: { dataDir: string; port: number; host: string; uploadStallMs?: number; blobs?: string }): Promise<void> {
   const b = await startBroker(
-    { dataDir: o.dataDir, version: VERSION, port: o.port, host: o.host, ...(o.uploadStallMs ? { uploadStallMs: o.uploadStallMs } : {}) },
+    { dataDir: o.dataDir, version: VERSION, port: o.port, host: o.host, ...(o.uploadStallMs ? { uploadStallMs: o.uploadStallMs } : {}), ...(o.blobs ? { blobs: o.blobs } : {}) },
     { level: 'info' },
   );
   if (b.adminToken) process.stderr.write(`hearth: first start; admin token (shown once, also in ${b.adminTokenPath}):\n${b.adminToken}\n`);

@@ -133,10 +133,12 @@ export function registerServerCommands(program: Command): void {
     .option('--port <port>', 'port to listen on', '7777')
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--upload-stall <seconds>', 'cut an upload that brings less than 16 KiB in this many seconds', '30')
-    .action(async (o: { port: string; host: string; uploadStall: string }, cmd: Command) => {
+    .option('--blobs <where>', 'where blob bytes live: folder (<data-dir>/blobs) or s3://BUCKET[/PREFIX]?endpoint=URL&region=R&forcePathStyle=true (keys from HEARTH_S3_ACCESS_KEY_ID/HEARTH_S3_SECRET_ACCESS_KEY or AWS_*); default HEARTH_BLOBS, else folder')
+    .action(async (o: { port: string; host: string; uploadStall: string; blobs?: string }, cmd: Command) => {
       const dataDir = resolveDataDir(globals(cmd).dataDir);
       const uploadStallMs = Math.round(flag('upload-stall', PositiveNumber, o.uploadStall) * 1000);
-      await server().runBroker({ dataDir, port: flag('port', PortFlag, o.port), host: o.host, uploadStallMs });
+      const blobs = o.blobs ?? process.env.HEARTH_BLOBS ?? 'folder';
+      await server().runBroker({ dataDir, port: flag('port', PortFlag, o.port), host: o.host, uploadStallMs, blobs });
     });
 
   workerFlags(
