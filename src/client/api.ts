@@ -127,7 +127,7 @@ export class BrokerClient {
   async blobUploads(blobs: { sha256: string; size: number }[], jobId?: string): Promise<BlobUploadsReply> {
     if (this.directUploads === false) return { direct: false };
     try {
-      const r = await this.json('POST', '/v1/blobs/uploads', BlobUploadsReply, { blobs: blobs.slice(0, BLOB_BATCH_MAX), ...(jobId ? { jobId } : {}) });
+      const r = await this.json('POST', '/v1/blobs/uploads', BlobUploadsReply, { blobs: blobs.slice(0, BLOB_BATCH_MAX).map((b) => ({ sha256: b.sha256, size: b.size })), ...(jobId ? { jobId } : {}) });
       this.directUploads = r.direct;
       return r;
     } catch (err) {

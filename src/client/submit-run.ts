@@ -3,7 +3,7 @@
 // notebook (every cell on a fresh kernel; the executed notebook comes back at its path).
 import type { Job } from '../shared/protocol';
 import type { BrokerClient } from './api';
-import { uploadWorkspace, type UploadProgress } from './workspace';
+import { uploadWorkspace, type UploadProgress, type UploadStats } from './workspace';
 
 /** Files brought back when the person names none: weights and checkpoints, and outputs/. */
 export const DEFAULT_OUTPUTS: readonly string[] = ['**/*.pt', '**/*.pth', '**/*.safetensors', '**/*.ckpt', 'outputs/**'];
@@ -29,6 +29,8 @@ export interface SubmittedRun {
   files: number;
   uploadedBlobs: number;
   uploadedBytes: number;
+  /** files and bytes in the workspace, and how many of them were sent now */
+  upload: UploadStats;
 }
 
 export async function submitRun(client: BrokerClient, r: RunRequest): Promise<SubmittedRun> {
@@ -44,5 +46,5 @@ export async function submitRun(client: BrokerClient, r: RunRequest): Promise<Su
     releaseLease: r.releaseLease ?? false,
     manifest: { files: manifest.files },
   });
-  return { job, files: manifest.files.length, uploadedBlobs: manifest.uploadedBlobs, uploadedBytes: manifest.uploadedBytes };
+  return { job, files: manifest.files.length, uploadedBlobs: manifest.uploadedBlobs, uploadedBytes: manifest.uploadedBytes, upload: manifest.stats };
 }
