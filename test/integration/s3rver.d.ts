@@ -6,6 +6,8 @@ declare module 's3rver' {
     silent?: boolean;
     directory: string;
   }
+  // s3rver's own export is a default one (CommonJS module.exports).
+  // eslint-disable-next-line no-restricted-syntax
   export default class S3rver {
     constructor(options: S3rverOptions);
     run(): Promise<{ address: string; port: number }>;
