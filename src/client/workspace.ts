@@ -15,10 +15,16 @@ export interface ScannedWorkspace {
   manifest: Manifest;
   /** sha256 → an absolute path holding those bytes */
   paths: Map<string, string>;
+  /** bytes of small files this scan read to hash them (so a first upload need not read them again) */
+  contents: Map<string, Buffer>;
   totalBytes: number;
 }
 
 const ALWAYS_IGNORED = ['.git/', '.hearth/'];
+/** Files up to this size travel packed together; a pack carries up to PACK_BYTES of them. */
+const PACK_FILE_MAX = 64 * 1024;
+/** bytes of small files a scan keeps in memory for the upload that follows it */
+const KEEP_MAX = 64 * 1024 * 1024;
 const MAX_FILES = 200_000;
 
 // The cache lets a second run skip re-hashing files whose size and mtime did not change, so
@@ -68,6 +74,8 @@ export async function scanWorkspace(root: string): Promise<ScannedWorkspace> {
   // cost more than the stat itself, and a scan is all the caller waits for.
   type Rules = { prefix: string; ig: Ignore };
   let changed = false;
+  const contents = new Map<string, Buffer>();
+  let keptBytes = 0;
   const walk = (dir: string, relDir: string, rules: Rules[]): void => {
     const here = [...rules];
     try {
@@ -94,8 +102,17 @@ export async function scanWorkspace(root: string): Promise<ScannedWorkspace> {
         if (c && c.size === st.size && c.mtimeMs === st.mtimeMs) sha256 = c.sha256;
         else {
           changed = true;
-          sha256 = st.size <= 1 << 20 ? createHash('sha256').update(readFileSync(abs)).digest('hex') : '';
-          if (!sha256) big.push({ rel, abs });
+          if (st.size <= 1 << 20) {
+            const bytes = readFileSync(abs);
+            sha256 = createHash('sha256').update(bytes).digest('hex');
+            if (bytes.length <= PACK_FILE_MAX && keptBytes + bytes.length <= KEEP_MAX) {
+              contents.set(sha256, bytes);
+              keptBytes += bytes.length;
+            }
+          } else {
+            sha256 = '';
+            big.push({ rel, abs });
+          }
         }
         nextCache[rel] = { size: st.size, mtimeMs: st.mtimeMs, sha256 };
         files.push({ path: rel, sha256, size: st.size, executable: (st.mode & 0o111) !== 0 });
@@ -113,7 +130,7 @@ export async function scanWorkspace(root: string): Promise<ScannedWorkspace> {
     paths.set(f.sha256, join(root, ...f.path.split('/')));
   }
   if (changed || Object.keys(cache).length !== files.length) await saveHashCache(root, nextCache);
-  return { manifest: { files }, paths, totalBytes };
+  return { manifest: { files }, paths, contents, totalBytes };
 }
 
 export interface UploadProgress {
@@ -133,8 +150,7 @@ export interface UploadStats {
   uploadedBytes: number;
 }
 
-/** Files up to this size travel packed together; a pack carries up to PACK_BYTES of them. */
-const PACK_FILE_MAX = 64 * 1024;
+
 const PACK_BYTES = 4 * 1024 * 1024;
 const PACK_COUNT = 1000;
 /** requests in flight at once, to the broker or to the store */
@@ -153,7 +169,7 @@ export async function uploadWorkspace(
   opts.signal?.throwIfAborted();
   const missing = await client.missingBlobs([...ws.paths.keys()]);
   const sizes = new Map(ws.manifest.files.map((f) => [f.sha256, f.size]));
-  const blobs = missing.map((sha256) => ({ sha256, size: sizes.get(sha256) ?? 0, abs: ws.paths.get(sha256)! }));
+  const blobs = missing.map((sha256) => ({ sha256, size: sizes.get(sha256) ?? 0, abs: ws.paths.get(sha256)!, data: ws.contents.get(sha256) }));
   const total = blobs.reduce((n, b) => n + b.size, 0);
   let done = 0;
   const progress = () => opts.onProgress?.({ phase: 'upload', doneBytes: done, totalBytes: total, files: missing.length });
@@ -184,7 +200,7 @@ export async function uploadWorkspace(
  */
 export async function uploadBlobs(
   client: BrokerClient,
-  blobs: { sha256: string; size: number; abs: string }[],
+  blobs: { sha256: string; size: number; abs: string; data?: Buffer | undefined }[],
   opts: { signal?: AbortSignal; onBytes?: (n: number) => void } = {},
 ): Promise<void> {
   if (blobs.length === 0) return;
@@ -217,7 +233,7 @@ export async function uploadBlobs(
         for (const [i, b] of items.entries()) {
           // Sync reads of small files, yielding now and then: cheaper than the thread pool's trip.
           if (i % 64 === 63) await new Promise((r) => setImmediate(r));
-          data.push({ sha256: b.sha256, data: readFileSync(b.abs) });
+          data.push({ sha256: b.sha256, data: b.data ?? readFileSync(b.abs) });
         }
         // A file edited since it was hashed would be refused by the broker for its whole pack.
         for (const [i, d] of data.entries()) if (d.data.length !== items[i]!.size) throw changed(items[i]!.abs);
@@ -242,7 +258,7 @@ export async function uploadBlobs(
 
 function directTasks(
   client: BrokerClient,
-  batch: { sha256: string; size: number; abs: string; upload: { sha256: string; url: string; headers: Record<string, string>; ticket: string } }[],
+  batch: { sha256: string; size: number; abs: string; data?: Buffer | undefined; upload: { sha256: string; url: string; headers: Record<string, string>; ticket: string } }[],
   opts: { signal?: AbortSignal; onBytes?: (n: number) => void },
 ): Task[] {
   if (!batch.length) return [];
@@ -257,7 +273,7 @@ function directTasks(
     bytes: b.size,
     run: async () => {
       opts.signal?.throwIfAborted();
-      await client.putDirect(b.upload, b.size <= PACK_FILE_MAX ? await readFile(b.abs) : () => createReadStream(b.abs), b.size);
+      await client.putDirect(b.upload, b.data ?? (b.size <= PACK_FILE_MAX ? await readFile(b.abs) : () => createReadStream(b.abs)), b.size);
       if (--left === 0) await commit();
     },
   }));

@@ -142,7 +142,8 @@ export class FolderBlobStore implements BlobStore {
    * pool, which costs more than a small file's syscalls. The route yields between a few of them.
    */
   async putVerified(sha: string, data: Buffer): Promise<void> {
-    if (await this.exists(sha)) return;
+    // No exists() first: packs carry blobs the broker said it lacks, and a rename over the
+    // same bytes changes nothing.
     const tmp = this.tmpName(sha);
     try {
       writeFileSync(tmp, data, { mode: 0o600 });
@@ -158,8 +159,11 @@ export class FolderBlobStore implements BlobStore {
     return createReadStream(this.pathOf(sha), { start, end, highWaterMark: 1 << 20 });
   }
 
+  private readonly tmpPrefix = randomBytes(6).toString('hex');
+  private tmpSeq = 0;
+
   private tmpName(sha: string): string {
-    return join(this.tmpDir, `${sha}.${randomBytes(6).toString('hex')}`);
+    return join(this.tmpDir, `${sha}.${this.tmpPrefix}.${this.tmpSeq++}`);
   }
 
   private readonly made = new Set<string>();
