@@ -7,10 +7,11 @@
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import S3rver from 's3rver';
 import { BrokerClient } from '../../src/client/api';
+import { DownloadMismatchError, downloadVerified } from '../../src/client/download';
 import { hearth, spawnHearth, startWorkerProc, stopProcess, tempDir, waitForOutput, workspace, type WorkerProc } from './helpers';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -144,6 +145,21 @@ describe('blobs in S3 with presigned URLs (integration, stand-in S3 server s3rve
 
     // A user cannot ask for upload URLs as a job's worker.
     await assert.rejects(alice.blobUploads([{ sha256: h, size: 1 }], 'job_aaaaaaaaaaaa'), (e: { status?: number }) => e.status === 403);
+  });
+
+  it('resumes a partial download from the presigned URL with Range, and checks the whole', async () => {
+    const dave = new BrokerClient({ url: broker.url, token: (await admin.createAccount('dave')).token });
+    const bytes = randomBytes(256 * 1024 + 3);
+    await dave.putBlob(sha(bytes), bytes, bytes.length);
+    const dest = join(root, 'resumed.bin');
+    writeFileSync(`${dest}.part`, bytes.subarray(0, 100_000));
+    const r = await downloadVerified(dave, sha(bytes), bytes.length, dest);
+    assert.equal(r.resumedFrom, 100_000);
+    assert.deepEqual(readFileSync(dest), bytes);
+    // A partial file that is not a prefix of the blob is found out by the hash and not kept.
+    writeFileSync(`${dest}.part`, Buffer.alloc(100_000, 1));
+    await assert.rejects(downloadVerified(dave, sha(bytes), bytes.length, join(root, 'never.bin'), { part: `${dest}.part` }), DownloadMismatchError);
+    assert.ok(!existsSync(`${dest}.part`) && !existsSync(join(root, 'never.bin')));
   });
 
   it('never makes a blob of bytes that do not match their hash', async () => {
