@@ -41,15 +41,20 @@ async function uploads(root: string): Promise<void> {
     t0 = process.hrtime.bigint();
     const first = await uploadWorkspace(client, ws);
     const firstMs = ms(t0);
-    t0 = process.hrtime.bigint();
-    const again = await uploadWorkspace(client, ws);
-    const againMs = ms(t0);
+    const reruns: number[] = [];
+    let again = first;
+    for (let i = 0; i < 3; i++) {
+      t0 = process.hrtime.bigint();
+      again = await uploadWorkspace(client, ws);
+      reruns.push(ms(t0));
+    }
+    const againMs = reruns.sort((a, b) => a - b)[1]!;
     const s = first.stats;
     console.log(
       `upload of ${s.files} files (${(s.bytes / 1e6).toFixed(1)} MB): ${firstMs.toFixed(0)} ms, ${Math.round(s.files / (firstMs / 1000))} files/s; ` +
         `tar -cf of the same folder ${tarMs.toFixed(0)} ms → ${(firstMs / tarMs).toFixed(1)}× tar`,
     );
-    console.log(`re-run, nothing changed (${again.stats.uploadedFiles} sent): ${againMs.toFixed(0)} ms → ${(againMs / tarMs).toFixed(2)}× tar`);
+    console.log(`re-run, nothing changed (${again.stats.uploadedFiles} sent; median of 3): ${againMs.toFixed(0)} ms → ${(againMs / tarMs).toFixed(2)}× tar`);
     // The upload before packing: one PUT per file, one after another (3 000 other small files).
     const old = Array.from({ length: 3000 }, (_, i) => Buffer.from(`# other module ${i}\n` + 'y'.repeat(110) + '\n'));
     t0 = process.hrtime.bigint();

@@ -156,6 +156,8 @@ const PACK_COUNT = 1000;
 /** requests in flight at once, to the broker or to the store */
 const UPLOAD_CONCURRENCY = 4;
 const DIRECT_CONCURRENCY = 16;
+/** bytes one batch of presigned PUTs carries (at most BLOB_BATCH_MAX blobs) */
+const DIRECT_BATCH_BYTES = 1024 ** 3;
 
 type Task = { bytes: number; run: () => Promise<void> };
 
@@ -206,17 +208,27 @@ export async function uploadBlobs(
   if (blobs.length === 0) return;
   const first = await client.blobUploads(blobs.slice(0, BLOB_BATCH_MAX));
   const tasks: Task[] = [];
-  let concurrency = UPLOAD_CONCURRENCY;
   const viaBroker: typeof blobs = [];
   if (first.direct) {
-    concurrency = DIRECT_CONCURRENCY;
-    for (let i = 0; i < blobs.length; i += BLOB_BATCH_MAX) {
-      const batch = blobs.slice(i, i + BLOB_BATCH_MAX);
-      const r = i === 0 ? first : await client.blobUploads(batch);
+    // Batch by batch, each presigned when it starts, so no URL waits out its few minutes.
+    const batches: (typeof blobs)[] = [];
+    let bytes = 0;
+    for (const b of blobs) {
+      const last = batches[batches.length - 1];
+      if (!last || last.length >= BLOB_BATCH_MAX || bytes + b.size > DIRECT_BATCH_BYTES) {
+        batches.push([b]);
+        bytes = b.size;
+      } else {
+        last.push(b);
+        bytes += b.size;
+      }
+    }
+    for (const [i, batch] of batches.entries()) {
+      const r = i === 0 && batch.length === Math.min(blobs.length, BLOB_BATCH_MAX) ? first : await client.blobUploads(batch);
       const urls = new Map(r.direct ? r.uploads.map((u) => [u.sha256, u]) : []);
       // Too big for one presigned PUT: the broker takes those and uploads them in parts.
       viaBroker.push(...batch.filter((b) => !urls.has(b.sha256)));
-      tasks.push(...directTasks(client, batch.filter((b) => urls.has(b.sha256)).map((b) => ({ ...b, upload: urls.get(b.sha256)! })), opts));
+      await runLimited(directTasks(client, batch.filter((b) => urls.has(b.sha256)).map((b) => ({ ...b, upload: urls.get(b.sha256)! })), opts), DIRECT_CONCURRENCY, opts);
     }
   } else {
     viaBroker.push(...blobs);
@@ -253,7 +265,7 @@ export async function uploadBlobs(
     packBytes += b.size;
   }
   flush();
-  await runLimited(tasks, concurrency, opts);
+  await runLimited(tasks, UPLOAD_CONCURRENCY, opts);
 }
 
 function directTasks(
