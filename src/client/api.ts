@@ -17,6 +17,7 @@ import {
   Me,
   MissingBlobsReply,
   BLOB_BATCH_MAX,
+  BlobBatchReply,
   BlobCommitReply,
   BlobPackReply,
   BlobUploadsReply,
@@ -148,6 +149,12 @@ export class BrokerClient {
   /** Many small blobs in one request; the broker hashes each before storing any. */
   async packBlobs(blobs: { sha256: string; data: Buffer }[]): Promise<void> {
     await this.json('POST', '/v1/blobs/pack', BlobPackReply, { blobs: blobs.map((b) => ({ sha256: b.sha256, data: b.data.toString('base64') })) });
+  }
+
+  /** Many small blobs in one request (unchecked here: the caller hashes each). */
+  async blobBatch(hashes: string[]): Promise<{ sha256: string; data: Buffer }[]> {
+    const r = await this.json('POST', '/v1/blobs/batch', BlobBatchReply, { hashes });
+    return r.blobs.map((b) => ({ sha256: b.sha256, data: Buffer.from(b.data, 'base64') }));
   }
 
   /** PUTs bytes to a presigned URL: straight to the store, without the broker's token. */

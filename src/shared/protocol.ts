@@ -203,6 +203,9 @@ export const BlobPackBody = z
   .object({ blobs: z.array(z.object({ sha256: Sha256, data: z.string().base64().max(Math.ceil(PACK_BLOB_MAX / 3) * 4) }).strict()).max(BLOB_BATCH_MAX * 4) })
   .strict();
 export const BlobPackReply = z.object({ stored: z.number().int() });
+/** Many small blobs fetched in one request (a worker filling its cache); the reader checks each hash. */
+export const BlobBatchBody = z.object({ hashes: z.array(Sha256).max(BLOB_BATCH_MAX * 4) }).strict();
+export const BlobBatchReply = z.object({ blobs: z.array(z.object({ sha256: Sha256, data: z.string().base64() })) });
 
 // ---------- jobs ----------
 

@@ -140,5 +140,27 @@ describe('worker blob cache', () => {
       }
       assert.deepEqual(warnings.filter((w) => /MaxListeners/.test(w)), []);
     });
+    it('fetches small blobs many to a request before a job, each hash-checked, and only its own account\'s', async () => {
+      const c = new BrokerClient({ url: b.url, token: b.adminToken });
+      const blobs = Array.from({ length: 1500 }, (_, i) => {
+        const data = Buffer.from(`prefetched ${i}\n`);
+        return { sha256: createHash('sha256').update(data).digest('hex'), size: data.length, data };
+      });
+      for (let i = 0; i < blobs.length; i += 500) await c.packBlobs(blobs.slice(i, i + 500));
+      const cache = new BlobCache(dir, c);
+      let batches = 0;
+      let singles = 0;
+      const batch = c.blobBatch.bind(c);
+      c.blobBatch = (h) => (batches++, batch(h));
+      const single = c.downloadBlob.bind(c);
+      c.downloadBlob = (sha, o) => (singles++, single(sha, o));
+      await cache.prefetch(blobs);
+      for (const x of blobs) assert.equal(await fsp.readFile(await cache.ensure(x.sha256, x.size), 'utf8'), x.data.toString());
+      assert.equal(batches, 2, '1 500 small blobs in two requests');
+      assert.equal(singles, 0, 'none fetched on its own');
+
+      const stranger = new BrokerClient({ url: b.url, token: (await c.createAccount('stranger')).token });
+      await assert.rejects(stranger.blobBatch([blobs[0]!.sha256]), (e: { status?: number }) => e.status === 404);
+    });
   });
 });

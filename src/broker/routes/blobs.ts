@@ -10,6 +10,7 @@ import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { z } from 'zod';
 import {
+  BlobBatchBody,
   BlobCommitBody,
   BlobPackBody,
   BlobUploadsBody,
@@ -111,6 +112,28 @@ export function blobRoutes(app: FastifyInstance, broker: Broker, blobs: BlobStor
     // Recorded once every blob of the pack is stored under its name.
     await broker.recordBlobs(decoded.map((d) => ({ sha256: d.sha256, size: d.bytes.length })), p.accountId);
     return { stored: decoded.length };
+  });
+
+  // The other way: a worker filling its cache asks for many small blobs at once. Only from a
+  // store the broker reads itself; with presigned URLs the reader fetches each from the store.
+  app.post('/v1/blobs/batch', { onRequest: requireAuth(broker, 'any'), bodyLimit: MISSING_BODY_LIMIT }, async (req) => {
+    const p = principal(req);
+    const { hashes } = parse(BlobBatchBody, req.body, 'blob batch');
+    if (blobs.direct) throw new HttpError(409, 'use_direct', 'this broker hands out presigned URLs: GET each blob');
+    let total = 0;
+    const out: { sha256: string; data: string }[] = [];
+    for (const sha256 of hashes) {
+      const size = await readable(p, sha256);
+      // The same 404 as GET /v1/blobs/:sha, for a blob that is not there and one not the reader's.
+      if (size === undefined) throw new HttpError(404, 'not_found', `no blob ${sha256}`);
+      if (size > PACK_BLOB_MAX) throw new HttpError(413, 'too_large', `blob ${sha256} is over ${PACK_BLOB_MAX} bytes: GET it on its own`);
+      total += size;
+      if (total > PACK_BODY_MAX) throw new HttpError(413, 'too_large', `a batch holds at most ${PACK_BODY_MAX} bytes`);
+      const chunks: Buffer[] = [];
+      for await (const c of await blobs.read(sha256)) chunks.push(c as Buffer);
+      out.push({ sha256, data: Buffer.concat(chunks).toString('base64') });
+    }
+    return { blobs: out };
   });
 
   /** The account the bytes will belong to, after checking who may upload for a job. */
