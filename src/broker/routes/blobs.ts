@@ -129,9 +129,8 @@ export function blobRoutes(app: FastifyInstance, broker: Broker, blobs: BlobStor
       if (size > PACK_BLOB_MAX) throw new HttpError(413, 'too_large', `blob ${sha256} is over ${PACK_BLOB_MAX} bytes: GET it on its own`);
       total += size;
       if (total > PACK_BODY_MAX) throw new HttpError(413, 'too_large', `a batch holds at most ${PACK_BODY_MAX} bytes`);
-      const chunks: Buffer[] = [];
-      for await (const c of await blobs.read(sha256)) chunks.push(c as Buffer);
-      out.push({ sha256, data: Buffer.concat(chunks).toString('base64') });
+      out.push({ sha256, data: (await blobs.readSmall(sha256)).toString('base64') });
+      if (out.length % 32 === 0) await new Promise((r) => setImmediate(r));
     }
     return { blobs: out };
   });

@@ -191,6 +191,12 @@ export class S3BlobStore implements BlobStore, DirectTransfers {
     return r.Body as Readable;
   }
 
+  async readSmall(sha: string): Promise<Buffer> {
+    const chunks: Buffer[] = [];
+    for await (const c of await this.read(sha)) chunks.push(c as Buffer);
+    return Buffer.concat(chunks);
+  }
+
   async presignPut(accountId: string, sha: string, size: number): Promise<DirectUpload> {
     const ticket = randomBytes(12).toString('hex');
     const checksum = b64(sha);
