@@ -17,7 +17,7 @@ import { secretRoutes } from './routes/secrets';
 import { workerSocketRoute } from './routes/worker-socket';
 import { loadSecretsKey } from './secret-box';
 import { Secrets, SqliteSecretRepository } from './secrets';
-import { BlobStore } from './store/blob-store';
+import { openBlobStore } from './store/open-blob-store';
 import { openDb } from './store/db';
 import { WorkerHub } from './worker-hub';
 import { Spend } from './spend';
@@ -39,6 +39,8 @@ export const BrokerOptions = z.object({
   meterMs: z.number().int().positive().default(1000),
   /** the operator's secrets key (32 bytes, hex or base64); else HEARTH_SECRETS_KEY, else <dataDir>/secrets.key */
   secretsKeyFile: z.string().min(1).optional(),
+  /** where blob bytes live: `folder` (<dataDir>/blobs) or `s3://bucket?endpoint=…` (see open-blob-store.ts) */
+  blobs: z.string().default('folder'),
 });
 export type BrokerOptions = z.input<typeof BrokerOptions>;
 
@@ -98,7 +100,10 @@ export async function buildBroker(options: BrokerOptions, logger: FastifyServerO
   const opts = BrokerOptions.parse(options);
   makePrivate(opts.dataDir);
   const db = openDb(join(opts.dataDir, 'broker.db'));
-  const blobs = new BlobStore(join(opts.dataDir, 'blobs'), { stallMs: opts.uploadStallMs, minBytes: opts.uploadMinBytes });
+  const blobs = await openBlobStore(opts.blobs, opts.dataDir, { stallMs: opts.uploadStallMs, minBytes: opts.uploadMinBytes }).catch((err: unknown) => {
+    db.close();
+    throw err;
+  });
   const broker = new Broker(db, { maxJobEventBytes: opts.maxJobEventBytes });
   let secrets: Secrets;
   try {
@@ -188,6 +193,7 @@ export async function buildBroker(options: BrokerOptions, logger: FastifyServerO
       hub.closeAll();
       await app.close();
       db.close();
+      blobs.close?.();
     },
   };
 }

@@ -536,6 +536,13 @@ export class Broker {
     })();
   }
 
+  /** recordBlob for many blobs in one transaction (one commit, not one per small file). */
+  recordBlobs(blobs: { sha256: string; size: number }[], accountId: string): void {
+    this.db.transaction(() => {
+      for (const b of blobs) this.recordBlob(b.sha256, b.size, accountId);
+    })();
+  }
+
   blobSize(sha: string): number | undefined {
     return (this.db.prepare('SELECT size FROM blobs WHERE sha256 = ?').get(sha) as { size: number } | undefined)?.size;
   }

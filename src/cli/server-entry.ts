@@ -34,7 +34,7 @@ function quietWorkerLog(): WorkerOptions['log'] {
   };
 }
 
-export async function runBroker(o: { dataDir: string; port: number; host: string; uploadStallMs?: number; secretsKeyFile?: string | undefined }): Promise<void> {
+export async function runBroker(o: { dataDir: string; port: number; host: string; uploadStallMs?: number; secretsKeyFile?: string | undefined; blobs?: string }): Promise<void> {
   const b = await startBroker(
     {
       dataDir: o.dataDir,
@@ -43,6 +43,7 @@ export async function runBroker(o: { dataDir: string; port: number; host: string
       host: o.host,
       ...(o.uploadStallMs ? { uploadStallMs: o.uploadStallMs } : {}),
       ...(o.secretsKeyFile ? { secretsKeyFile: o.secretsKeyFile } : {}),
+      ...(o.blobs ? { blobs: o.blobs } : {}),
     },
     brokerLogger(),
   );

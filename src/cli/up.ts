@@ -143,11 +143,13 @@ export function registerServerCommands(program: Command): void {
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--upload-stall <seconds>', 'cut an upload that brings less than 16 KiB in this many seconds', '30')
     .option('--secrets-key-file <file>', 'key (32 bytes, hex or base64; mode 0600) that seals renters\' secrets (else HEARTH_SECRETS_KEY, else <data-dir>/secrets.key, made on first start)')
-    .action(async (o: { port: string; host: string; uploadStall: string; secretsKeyFile?: string }, cmd: Command) => {
+    .option('--blobs <where>', 'where blob bytes live: folder (<data-dir>/blobs) or s3://BUCKET[/PREFIX]?endpoint=URL&region=R&forcePathStyle=true (keys from HEARTH_S3_ACCESS_KEY_ID/HEARTH_S3_SECRET_ACCESS_KEY or AWS_*); default HEARTH_BLOBS, else folder')
+    .action(async (o: { port: string; host: string; uploadStall: string; secretsKeyFile?: string; blobs?: string }, cmd: Command) => {
       const dataDir = resolveDataDir(globals(cmd).dataDir);
       const uploadStallMs = Math.round(flag('upload-stall', PositiveNumber, o.uploadStall) * 1000);
       const secretsKeyFile = o.secretsKeyFile === undefined ? undefined : resolve(o.secretsKeyFile);
-      await server().runBroker({ dataDir, port: flag('port', PortFlag, o.port), host: o.host, uploadStallMs, secretsKeyFile });
+      const blobs = o.blobs ?? process.env.HEARTH_BLOBS ?? 'folder';
+      await server().runBroker({ dataDir, port: flag('port', PortFlag, o.port), host: o.host, uploadStallMs, secretsKeyFile, blobs });
     });
 
   workerFlags(

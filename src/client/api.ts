@@ -17,6 +17,12 @@ import {
   Lease,
   Me,
   MissingBlobsReply,
+  BLOB_BATCH_MAX,
+  BlobBatchReply,
+  BlobCommitReply,
+  BlobPackReply,
+  BlobUploadsReply,
+  DirectBlobUpload,
   Offer,
   SecretInfo,
   TokenInfo,
@@ -125,8 +131,70 @@ export class BrokerClient {
   }
 
   /**
+   * Whether the broker's store takes bytes directly (presigned URLs): learnt from its first
+   * answer to /v1/blobs/uploads and kept, so a folder-backed broker costs that question once.
+   */
+  private directUploads: boolean | undefined;
+
+  /**
+   * Presigned PUT URLs for these blobs when the broker's store has them (S3), else
+   * `{ direct: false }`: upload through the broker. `jobId`: a worker uploading a job's outputs.
+   */
+  async blobUploads(blobs: { sha256: string; size: number }[], jobId?: string): Promise<BlobUploadsReply> {
+    if (this.directUploads === false) return { direct: false };
+    try {
+      const r = await this.json('POST', '/v1/blobs/uploads', BlobUploadsReply, { blobs: blobs.slice(0, BLOB_BATCH_MAX).map((b) => ({ sha256: b.sha256, size: b.size })), ...(jobId ? { jobId } : {}) });
+      this.directUploads = r.direct;
+      return r;
+    } catch (err) {
+      // A broker from before presigned uploads has no such route: it takes the bytes itself.
+      if (err instanceof BrokerError && err.status === 404 && err.code === 'not_found' && /no route/.test(err.message)) {
+        this.directUploads = false;
+        return { direct: false };
+      }
+      throw err;
+    }
+  }
+
+  /** Has the broker check objects PUT to presigned URLs and record them as blobs. */
+  commitBlobs(blobs: { sha256: string; size: number; ticket: string }[], jobId?: string): Promise<z.infer<typeof BlobCommitReply>> {
+    return this.json('POST', '/v1/blobs/commit', BlobCommitReply, { blobs, ...(jobId ? { jobId } : {}) });
+  }
+
+  /** Many small blobs in one request; the broker hashes each before storing any. */
+  async packBlobs(blobs: { sha256: string; data: Buffer }[]): Promise<void> {
+    await this.json('POST', '/v1/blobs/pack', BlobPackReply, { blobs: blobs.map((b) => ({ sha256: b.sha256, data: b.data.toString('base64') })) });
+  }
+
+  /** Many small blobs in one request (unchecked here: the caller hashes each). */
+  async blobBatch(hashes: string[]): Promise<{ sha256: string; data: Buffer }[]> {
+    const r = await this.json('POST', '/v1/blobs/batch', BlobBatchReply, { hashes });
+    return r.blobs.map((b) => ({ sha256: b.sha256, data: Buffer.from(b.data, 'base64') }));
+  }
+
+  /** PUTs bytes to a presigned URL: straight to the store, without the broker's token. */
+  async putDirect(u: z.infer<typeof DirectBlobUpload>, data: Buffer | Uint8Array | (() => NodeJS.ReadableStream), size: number): Promise<void> {
+    const body = typeof data === 'function' ? (data() as unknown as ReadableStream) : data;
+    let res: Response;
+    try {
+      res = await fetch(u.url, {
+        method: 'PUT',
+        body: body as RequestBody,
+        headers: { ...u.headers, 'content-length': String(size) },
+        duplex: 'half',
+      } as RequestInit);
+    } catch (err) {
+      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+      throw new BrokerError(`cannot reach the blob store: ${cause?.code ?? cause?.message ?? (err as Error).message}`, 0, 'unreachable');
+    }
+    const text = await res.text().catch(() => '');
+    if (!res.ok) throw new BrokerError(`the blob store refused the upload of ${u.sha256}: ${res.status} ${text.slice(0, 200)}`, res.status, 'store_refused');
+  }
+
+  /**
    * Uploads one blob. `data` is a buffer or a function that opens a fresh stream (so a retry can
-   * reopen it). `basePath` lets a worker upload under its job: '/v1/jobs/<id>/blobs'.
+   * reopen it). `basePath` lets a worker upload under its job: '/v1/jobs/<id>/blobs'. With a
+   * store that has presigned URLs the bytes go straight there and the broker only checks them.
    */
   async putBlob(
     sha: string,
@@ -134,6 +202,17 @@ export class BrokerClient {
     size: number,
     basePath = '/v1/blobs',
   ): Promise<void> {
+    const m = /^\/v1\/jobs\/([^/]+)\/blobs$/.exec(basePath);
+    const jobId = m ? decodeURIComponent(m[1]!) : undefined;
+    const r = await this.blobUploads([{ sha256: sha, size }], jobId);
+    const u = r.direct ? r.uploads.find((x) => x.sha256 === sha) : undefined;
+    if (u) {
+      await this.putDirect(u, data, size);
+      const c = await this.commitBlobs([{ sha256: sha, size, ticket: u.ticket }], jobId);
+      const refused = c.refused[0];
+      if (refused) throw new BrokerError(refused.message, 400, refused.error);
+      return;
+    }
     const body = typeof data === 'function' ? (data() as unknown as ReadableStream) : data;
     const res = await this.request('PUT', `${basePath}/${enc(sha)}`, {
       body: body as RequestBody,
@@ -144,7 +223,7 @@ export class BrokerClient {
     await res.arrayBuffer();
   }
 
-  /** The raw response, so the caller streams the body. `start` asks for the bytes from there on. */
+  /** The raw response (fetch), so the caller streams the body. `start` asks for the bytes from there on. */
   async getBlob(sha: string, opts: { start?: number; signal?: AbortSignal } = {}): Promise<Response> {
     const headers: Record<string, string> = {};
     if (opts.start && opts.start > 0) headers.range = `bytes=${opts.start}-`;
@@ -155,28 +234,52 @@ export class BrokerClient {
 
   /**
    * A blob's bytes as a Node stream, over node:http rather than fetch: WHATWG streams cost about
-   * three times the CPU per byte, which is what bounds a download on loopback.
+   * three times the CPU per byte, which is what bounds a download on loopback; and fetch leaves an
+   * abort listener on the caller's signal until garbage collection (15 000 downloads under one
+   * job's signal printed MaxListenersExceededWarning), where node:http removes it when done.
+   * A broker whose store has presigned URLs answers 307: the bytes then come from the store,
+   * asked without the broker's token.
    */
   downloadBlob(sha: string, opts: { start?: number; signal?: AbortSignal } = {}): Promise<{ status: number; body: IncomingMessage }> {
-    const url = new URL(`${this.url}/v1/blobs/${enc(sha)}`);
+    return this.getStream(new URL(`${this.url}/v1/blobs/${enc(sha)}`), opts, true);
+  }
+
+  private getStream(url: URL, opts: { start?: number; signal?: AbortSignal }, fromBroker: boolean): Promise<{ status: number; body: IncomingMessage }> {
     const headers: Record<string, string> = {};
-    if (this.token) headers.authorization = `Bearer ${this.token}`;
+    if (fromBroker && this.token) headers.authorization = `Bearer ${this.token}`;
     if (opts.start && opts.start > 0) headers.range = `bytes=${opts.start}-`;
     const get = url.protocol === 'https:' ? httpsGet : httpGet;
+    const where = fromBroker ? `the broker at ${this.url}` : 'the blob store';
     return new Promise((resolve, reject) => {
       const req = get(url, { headers, signal: opts.signal }, (res) => {
         const status = res.statusCode ?? 0;
         if (status >= 200 && status < 300) return resolve({ status, body: res });
+        const location = res.headers.location;
+        if (fromBroker && (status === 307 || status === 302 || status === 303) && location) {
+          res.resume();
+          let next: URL;
+          try {
+            next = new URL(location, url);
+          } catch {
+            return reject(new BrokerError(`the broker redirected to a bad URL`, status, 'bad_reply'));
+          }
+          if (next.protocol !== 'http:' && next.protocol !== 'https:') return reject(new BrokerError(`the broker redirected to ${next.protocol}`, status, 'bad_reply'));
+          return this.getStream(next, opts, false).then(resolve, reject);
+        }
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () => {
-          const r = new Response(Buffer.concat(chunks), { status, statusText: res.statusMessage ?? '' });
+          const body = Buffer.concat(chunks);
+          if (!fromBroker) {
+            return reject(new BrokerError(`the blob store answered ${status}: ${body.toString('utf8').slice(0, 200)}`, status, 'store_error'));
+          }
+          const r = new Response(body, { status, statusText: res.statusMessage ?? '' });
           toError(r).then(reject, reject);
         });
       });
       req.on('error', (err) => {
         if (opts.signal?.aborted) return reject(err);
-        reject(new BrokerError(`cannot reach the broker at ${this.url}: ${(err as NodeJS.ErrnoException).code ?? err.message}`, 0, 'unreachable'));
+        reject(new BrokerError(`cannot reach ${where}: ${(err as NodeJS.ErrnoException).code ?? err.message}`, 0, 'unreachable'));
       });
     });
   }

@@ -7,7 +7,7 @@ import { dirname, isAbsolute, join, parse, relative, resolve, sep } from 'node:p
 import { isNotebookEntry, type Job } from '../shared/protocol';
 import type { BrokerClient } from './api';
 import { toRelPosix } from './files';
-import { uploadWorkspace, type UploadProgress } from './workspace';
+import { uploadWorkspace, type UploadProgress, type UploadStats } from './workspace';
 
 /** Files brought back when the person names none: weights and checkpoints, and outputs/. */
 export const DEFAULT_OUTPUTS: readonly string[] = ['**/*.pt', '**/*.pth', '**/*.safetensors', '**/*.ckpt', 'outputs/**'];
@@ -66,13 +66,7 @@ export interface RunRequest {
   signal?: AbortSignal;
 }
 
-/** What the upload did: files and bytes of the workspace, and how many of them had to be sent. */
-export interface UploadStats {
-  files: number;
-  bytes: number;
-  uploadedFiles: number;
-  uploadedBytes: number;
-}
+export type { UploadStats };
 
 export interface SubmittedRun {
   job: Job;
@@ -105,9 +99,5 @@ export async function submitRun(client: BrokerClient, r: RunRequest): Promise<Su
     ...(r.requirements ? { requirements: r.requirements } : {}),
     manifest: { files: manifest.files },
   });
-  return {
-    job,
-    root: r.root,
-    upload: { files: manifest.files.length, bytes: manifest.totalBytes, uploadedFiles: manifest.uploadedFiles, uploadedBytes: manifest.uploadedBytes },
-  };
+  return { job, root: r.root, upload: manifest.stats };
 }

@@ -224,6 +224,44 @@ export type Manifest = z.infer<typeof Manifest>;
 export const MissingBlobsBody = z.object({ hashes: z.array(Sha256).max(200_000) }).strict();
 export const MissingBlobsReply = z.object({ missing: z.array(Sha256) });
 
+/** At most this many blobs per upload negotiation, commit or pack request. */
+export const BLOB_BATCH_MAX = 1000;
+const BlobSize = z.number().int().min(0);
+/**
+ * Asks where to put blobs. `jobId`: a worker uploading a job's outputs. A store with presigned
+ * URLs (S3) answers one URL per blob it can take directly; the rest go through the broker.
+ */
+export const BlobUploadsBody = z
+  .object({ jobId: Id.optional(), blobs: z.array(z.object({ sha256: Sha256, size: BlobSize }).strict()).max(BLOB_BATCH_MAX) })
+  .strict();
+export const DirectBlobUpload = z.object({ sha256: Sha256, url: z.string().url(), headers: z.record(z.string(), z.string()), ticket: z.string() });
+export const BlobUploadsReply = z.union([
+  z.object({ direct: z.literal(false) }),
+  z.object({ direct: z.literal(true), expiresInSeconds: z.number(), uploads: z.array(DirectBlobUpload) }),
+]);
+export type BlobUploadsReply = z.infer<typeof BlobUploadsReply>;
+/** After PUTting to presigned URLs: the broker checks each object and records it as a blob. */
+export const BlobCommitBody = z
+  .object({
+    jobId: Id.optional(),
+    blobs: z.array(z.object({ sha256: Sha256, size: BlobSize, ticket: z.string().regex(/^[0-9a-f]{24}$/, 'an upload ticket') }).strict()).max(BLOB_BATCH_MAX),
+  })
+  .strict();
+export const BlobCommitReply = z.object({
+  committed: z.array(Sha256),
+  refused: z.array(z.object({ sha256: Sha256, error: z.string(), message: z.string() })),
+});
+/** Small blobs packed into one request (base64), each hashed by the broker before it is stored. */
+export const PACK_BLOB_MAX = 256 * 1024;
+export const PACK_BODY_MAX = 8 * 1024 * 1024;
+export const BlobPackBody = z
+  .object({ blobs: z.array(z.object({ sha256: Sha256, data: z.string().base64().max(Math.ceil(PACK_BLOB_MAX / 3) * 4) }).strict()).max(BLOB_BATCH_MAX * 4) })
+  .strict();
+export const BlobPackReply = z.object({ stored: z.number().int() });
+/** Many small blobs fetched in one request (a worker filling its cache); the reader checks each hash. */
+export const BlobBatchBody = z.object({ hashes: z.array(Sha256).max(BLOB_BATCH_MAX * 4) }).strict();
+export const BlobBatchReply = z.object({ blobs: z.array(z.object({ sha256: Sha256, data: z.string().base64() })) });
+
 // ---------- jobs ----------
 
 export const JobStatus = z.enum(['queued', 'running', 'succeeded', 'failed', 'cancelled', 'lost']);

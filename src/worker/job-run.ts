@@ -530,6 +530,8 @@ export class JobRun {
 
   private async materialise(): Promise<void> {
     const files = this.assignment.spec.manifest.files;
+    // Small blobs many to a request first; the loop below then finds them cached.
+    await this.ctx.blobs.prefetch(files, this.abort.signal);
     let next = 0;
     const worker = async () => {
       while (next < files.length) {
