@@ -12,8 +12,9 @@ export const LOG_KEEP = 5;
 
 type LogMethod = (this: unknown, ...args: unknown[]) => void;
 
-/** pino's hook: drops Fastify's per-request lines unless the request failed. */
+/** pino's hook: drops Fastify's per-request lines unless the request failed (or HEARTH_LOG_REQUESTS=1). */
 function logMethod(this: unknown, args: unknown[], method: LogMethod): void {
+  if (process.env.HEARTH_LOG_REQUESTS === '1') return method.apply(this, args);
   const msg = args[1];
   if (msg === 'incoming request') return;
   if (msg === 'request completed') {

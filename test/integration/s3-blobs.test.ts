@@ -57,7 +57,7 @@ describe('blobs in S3 with presigned URLs (integration, stand-in S3 server s3rve
 
     const dataDir = join(root, 'broker');
     mkdirSync(dataDir, { recursive: true });
-    const proc = spawnHearth(['--data-dir', dataDir, 'broker', '--port', '0', '--blobs', blobsUrl], S3_ENV);
+    const proc = spawnHearth(['--data-dir', dataDir, 'broker', '--port', '0', '--blobs', blobsUrl], { ...S3_ENV, HEARTH_LOG_REQUESTS: '1' });
     let log = '';
     proc.stdout!.on('data', (c: Buffer) => (log += c.toString()));
     proc.stderr!.on('data', (c: Buffer) => (log += c.toString()));
