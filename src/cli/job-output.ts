@@ -6,6 +6,7 @@ import { z } from 'zod';
 import type { BrokerClient } from '../client/api';
 import type { SubmittedRun } from '../client/submit-run';
 import { kernelText } from '../shared/kernel-text';
+import { setupText } from '../shared/setup-text';
 import { isTerminal, JobStatus, type Job, type JobEvent } from '../shared/protocol';
 import { clientFor, flag, globals, idArg, PositiveInt, UsageError } from './context';
 import { exitCodeOf, type Ending } from './exit-codes';
@@ -13,13 +14,6 @@ import { formatBytes, formatDuration, printJson, table, write } from './output';
 
 type Stream = 'stdout' | 'stderr';
 type Piece = { stream: Stream; data: string };
-
-/** What the CLI says of a session's setup phase (the worker installing its packages). */
-export function setupText(b: Extract<JobEvent['body'], { type: 'setup' }>): string {
-  if (b.phase === 'installing') return `installing packages (${b.source})…`;
-  if (b.phase === 'waiting') return `waiting for another run's install of the same packages (${b.source})…`;
-  return b.reused ? `packages of ${b.source} already installed on this worker` : `packages of ${b.source} installed`;
-}
 
 /** What one event prints, and where. */
 export function renderEvent(e: JobEvent): Piece[] {

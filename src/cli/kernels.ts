@@ -8,7 +8,7 @@ import { kernelText } from '../shared/kernel-text';
 import { clientFor, flag, globals, idArg, NonNegative, UsageError } from './context';
 import { DEFAULT_OUTPUTS } from '../client/submit-run';
 import { pickLease, requirementsFlag } from './jobs';
-import { setupText } from './job-output';
+import { setupText } from '../shared/setup-text';
 import { printJson, write } from './output';
 
 export function registerKernelCommands(program: Command): void {

@@ -13,6 +13,7 @@ import {
 import { kernelText } from '../shared/kernel-text';
 import { isTerminal, type Artifact, type Job, type JobEvent, type JobStatus } from '../shared/protocol';
 import { ScalarStore } from '../shared/scalar-store';
+import { setupStatus, setupText } from '../shared/setup-text';
 import { DEFAULT_SMOOTHING, clampSmoothing } from '../shared/smoothing';
 import { LogView } from './log-view';
 import { ScalarCharts, formatDuration } from './scalar-charts';
@@ -39,6 +40,8 @@ const artifacts: Artifact[] = [];
 const pulled = new Set<string>();
 /** when the job started running: the broker's word, else the 'running' event's time */
 let runningSince: number | undefined;
+/** what the worker is doing before the job starts (installing its packages), if anything */
+let setupPhase: string | undefined;
 let options = { scrollback: 100_000 };
 
 // ---------- layout ----------
@@ -316,6 +319,12 @@ function applyEvents(events: readonly JobEvent[]): void {
         if (t) ensureLog().write(t.data);
         break;
       }
+      case 'setup':
+        // The worker installs the session's packages before it starts; pip's output comes as log.
+        setupPhase = setupStatus(b);
+        ensureLog().writeNote(setupText(b), 'info');
+        headerChanged = true;
+        break;
       case 'notice':
         notices.push({ level: b.level, message: b.message });
         ensureLog().writeNote(b.message, b.level);
@@ -337,7 +346,9 @@ function renderHeader(): void {
   titleEl.textContent = jobId;
   entryEl.textContent = job?.entry ?? '';
   const st = status ?? job?.status;
-  statusEl.textContent = st ?? 'connecting';
+  // Until the job runs, a setup phase is what it is doing (its row still says queued).
+  const shown = setupPhase && (st === undefined || st === 'queued') ? setupPhase : st;
+  statusEl.textContent = shown ?? 'connecting';
   statusEl.className = `status status-${st ?? 'unknown'}`;
   const code = exitCode ?? job?.exitCode;
   exitEl.textContent = code === null || code === undefined ? '' : `exit ${code}`;

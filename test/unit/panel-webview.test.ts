@@ -134,4 +134,22 @@ describe('panel webview in Chromium', function () {
     const s = await stateWhen(() => true);
     assert.equal(s.lastSeq, 1);
   });
+
+  it('says "installing packages" while the worker installs the run\'s requirements, then the run\'s own status', async () => {
+    await send({ type: 'init', jobId: JOB.id, job: { ...JOB, status: 'queued', startedAt: null }, options: {} });
+    await send({ type: 'events', events: [
+      { seq: 1, ts: 0, body: { type: 'setup', phase: 'installing', source: 'requirements.txt' } },
+      log(2, 'Collecting hearthtiny==1.2.3\n'),
+    ] });
+    await stateWhen((x) => x.lastSeq === 2);
+    assert.equal(await page.locator('.header .status').textContent(), 'installing packages');
+    await page.waitForFunction(() => (document.querySelector('.xterm-rows')?.textContent ?? '').includes('Collecting hearthtiny'));
+    assert.match(await page.locator('.xterm-rows').textContent() ?? '', /installing packages \(requirements\.txt\)…/);
+    await send({ type: 'events', events: [
+      { seq: 3, ts: 0, body: { type: 'setup', phase: 'ready', source: 'requirements.txt' } },
+      { seq: 4, ts: 1, body: { type: 'status', status: 'running' } },
+    ] });
+    await stateWhen((x) => x.lastSeq === 4);
+    assert.equal(await page.locator('.header .status').textContent(), 'running');
+  });
 });
