@@ -156,7 +156,8 @@ export class HearthNotebooks implements vscode.Disposable {
       () => uploadWorkspace(client, folder.uri.fsPath),
     );
     this.s.log.info(`uploaded ${manifest.uploadedBlobs} new blobs (${formatBytes(manifest.uploadedBytes)}) of ${manifest.files.length} files from ${folder.uri.fsPath} for a kernel`);
-    return { ...base, manifest: { files: manifest.files } };
+    // The worker installs the folder's requirements.txt / pyproject.toml first, or the setting's file.
+    return { ...base, manifest: { files: manifest.files }, ...(cfg.requirementsFile ? { requirements: cfg.requirementsFile } : {}) };
   }
 
   /** Reattaches a notebook to its stored session on this lease, if it has one that still runs. */
