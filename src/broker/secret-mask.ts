@@ -12,17 +12,28 @@ import { SECRET_MIN_MASKED } from '../shared/protocol';
 export const MASK = '***';
 export const MIN_MASKED = SECRET_MIN_MASKED;
 
+/** The strings one value is masked as: itself, and each line of a multi-line value. */
+export function maskedStrings(v: string): string[] {
+  const all = [v];
+  if (/[\r\n]/.test(v)) for (const line of v.split(/\r?\n|\r/)) all.push(line.trim());
+  return all.filter((x) => x.length >= MIN_MASKED);
+}
+
+/**
+ * Strings an account's values may make together. Every chunk a job prints is searched for each of
+ * them on the broker's event path (about 1 000 × a 64 KiB chunk: tens of milliseconds), so an
+ * account cannot make masking cost the broker more than that.
+ */
+export const MAX_MASKED_STRINGS = 1000;
+
 export class SecretMasker {
   /** longest first, so a value that contains another is masked whole */
   readonly values: string[];
 
   constructor(values: Iterable<string>) {
     const all = new Set<string>();
-    for (const v of values) {
-      all.add(v);
-      if (/[\r\n]/.test(v)) for (const line of v.split(/\r?\n|\r/)) all.add(line.trim());
-    }
-    this.values = [...all].filter((v) => v.length >= MIN_MASKED).sort((a, b) => b.length - a.length);
+    for (const v of values) for (const m of maskedStrings(v)) all.add(m);
+    this.values = [...all].sort((a, b) => b.length - a.length);
   }
 
   get empty(): boolean {

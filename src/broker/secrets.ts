@@ -6,11 +6,11 @@
 // so another backend implements the same five statements. The values are held decrypted in this
 // process's memory (loaded at start, kept current by set and remove): dispatch and masking run
 // inside the synchronous event path, and a broker that can read its key can read them anyway.
-import { isTerminal, type EventBody, type SecretInfo } from '../shared/protocol';
+import { isTerminal, SECRET_ACCOUNT_MAX_BYTES, type EventBody, type SecretInfo } from '../shared/protocol';
 import type { JobRow } from './event-log';
 import { HttpError } from './http-error';
 import { SecretBox, SecretsKeyError } from './secret-box';
-import { SecretMasker } from './secret-mask';
+import { MAX_MASKED_STRINGS, maskedStrings, SecretMasker } from './secret-mask';
 import type { Db } from './store/db';
 
 export interface SealedSecret {
@@ -145,6 +145,16 @@ export class Secrets {
     const mine = this.cache(accountId);
     if (!mine.has(name) && mine.size >= MAX_SECRETS_PER_ACCOUNT) {
       throw new HttpError(409, 'too_many_secrets', `an account may hold ${MAX_SECRETS_PER_ACCOUNT} secrets; remove one first`);
+    }
+    let total = Buffer.byteLength(value);
+    for (const [n, v] of mine) if (n !== name) total += Buffer.byteLength(v);
+    let strings = maskedStrings(value).length;
+    for (const [n, v] of mine) if (n !== name) strings += maskedStrings(v).length;
+    if (strings > MAX_MASKED_STRINGS) {
+      throw new HttpError(409, 'secrets_too_many_lines', `an account's secrets may make ${MAX_MASKED_STRINGS} masked strings together (each value and each line of a multi-line value); this one would make ${strings}`);
+    }
+    if (total > SECRET_ACCOUNT_MAX_BYTES) {
+      throw new HttpError(409, 'secrets_too_large', `an account's secrets may hold ${SECRET_ACCOUNT_MAX_BYTES / 1024} KiB of values together; this one would make ${Math.ceil(total / 1024)} KiB`);
     }
     const updatedAt = Date.now();
     await this.repo.put({ accountId, name, sealed: this.box.seal(value, aad(accountId, name)), updatedAt });

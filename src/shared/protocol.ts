@@ -277,6 +277,11 @@ const EnvName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'not a valid enviro
 export const SECRET_VALUE_MAX = 64 * 1024;
 /** Shorter values are not masked in logs: masking every "abc" would destroy a log and hide nothing. */
 export const SECRET_MIN_MASKED = 4;
+/** Bytes of all of an account's values together: every log chunk of its jobs is masked with them
+ * all on the broker's event path, so what one account sets bounds what it costs everyone. */
+export const SECRET_ACCOUNT_MAX_BYTES = 256 * 1024;
+/** Lines of one value (each line is masked on its own too): a 4096-bit PEM key has about 50. */
+export const SECRET_MAX_LINES = 200;
 
 /** A secret's name: an environment variable's, not one the worker sets for its own use. */
 export const SecretName = z
@@ -290,7 +295,8 @@ export const SetSecretBody = z
     value: z
       .string()
       .min(1, 'a secret needs a value')
-      .refine((v) => new TextEncoder().encode(v).length <= SECRET_VALUE_MAX, { message: `a secret's value may have at most ${SECRET_VALUE_MAX / 1024} KiB` }),
+      .refine((v) => new TextEncoder().encode(v).length <= SECRET_VALUE_MAX, { message: `a secret's value may have at most ${SECRET_VALUE_MAX / 1024} KiB` })
+      .refine((v) => v.split(/\r?\n|\r/).length <= SECRET_MAX_LINES, { message: `a secret's value may have at most ${SECRET_MAX_LINES} lines` }),
   })
   .strict();
 

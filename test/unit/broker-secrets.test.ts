@@ -161,4 +161,36 @@ describe('broker: secrets', () => {
     assert.equal(SetSecretBody.safeParse({ value: '' }).success, false);
     assert.equal(SetSecretBody.safeParse({ value: 'x', extra: 1 }).success, false);
   });
+
+  it('bounds what one account\'s secrets cost the masking of every chunk: 256 KiB of values, 1 000 masked strings, 200 lines a value', async () => {
+    // The attack: 200 secrets of 64 KiB, each ~10 900 distinct lines, made masking one 64 KiB log
+    // chunk take over a second of the broker's event loop, for every account's requests.
+    const lines = (n: number, tag: string) => Array.from({ length: n }, (_, i) => `${tag}${String(i).padStart(5, '0')}`).join('\n');
+    assert.equal(SetSecretBody.safeParse({ value: lines(200, 'a') }).success, true);
+    assert.equal(SetSecretBody.safeParse({ value: lines(201, 'a') }).success, false, 'a value of 201 lines');
+    const b = await buildBroker({ dataDir: dir });
+    try {
+      const base = await b.app.listen({ port: 0, host: '127.0.0.1' });
+      const put = async (name: string, value: string) => {
+        const res = await fetch(`${base}/v1/secrets/${name}`, { method: 'PUT', headers: { authorization: `Bearer ${b.adminToken!}`, 'content-type': 'application/json' }, body: JSON.stringify({ value }) });
+        return { status: res.status, body: await res.text() };
+      };
+      // 4 × 200 lines (+ each value itself) = 804 masked strings; a 5th of 200 lines passes 1 000.
+      for (let i = 0; i < 4; i++) assert.equal((await put(`MULTI${i}`, lines(200, `m${i}x`))).status, 200);
+      const tooMany = await put('MULTI4', lines(200, 'm4x'));
+      assert.equal(tooMany.status, 409, tooMany.body);
+      assert.match(tooMany.body, /1000 masked strings/);
+      // Replacing one is measured without its old value.
+      assert.equal((await put('MULTI0', lines(150, 'm0y'))).status, 200);
+      for (let i = 0; i < 4; i++) assert.equal((await fetch(`${base}/v1/secrets/MULTI${i}`, { method: 'DELETE', headers: { authorization: `Bearer ${b.adminToken!}` } })).status, 204);
+      // Bytes: three values of 64 KiB and a fourth of 64 KiB make 256 KiB; one more byte does not fit.
+      const big = (c: string) => c.repeat(64 * 1024);
+      for (const c of ['a', 'b', 'c', 'd']) assert.equal((await put(`BIG_${c}`, big(c))).status, 200);
+      const over = await put('BIG_e', 'eeee');
+      assert.equal(over.status, 409, over.body);
+      assert.match(over.body, /256 KiB/);
+    } finally {
+      await b.close();
+    }
+  });
 });
