@@ -410,7 +410,9 @@ export class BrokerClient {
     const headers: Record<string, string> = { ...init.headers };
     if (this.token) headers.authorization = `Bearer ${this.token}`;
     try {
-      return await fetch(this.url + path, { method, headers, body: init.body, signal: init.signal, duplex: init.duplex } as RequestInit);
+      // Never followed: the broker's API does not redirect, except a blob GET to a presigned URL,
+      // which downloadBlob follows without the token; the token goes to the broker and nowhere else.
+      return await fetch(this.url + path, { method, headers, body: init.body, signal: init.signal, duplex: init.duplex, redirect: 'manual' } as RequestInit);
     } catch (err) {
       if (init.signal?.aborted) throw err;
       const cause = (err as { cause?: { code?: string; message?: string } }).cause;

@@ -69,13 +69,18 @@ async function once(client: BrokerClient, sha: string, size: number, dest: strin
       }
       const tap = new Transform({
         transform(chunk: Buffer, _enc, cb) {
-          hash.update(chunk);
           got += chunk.length;
+          // A source that sends more than the blob's size is wrong: stop now, not after the disk fills.
+          if (got > size) return cb(new DownloadMismatchError(`the download ran past the blob's ${size} bytes; nothing was kept`));
+          hash.update(chunk);
           opts.onBytes?.(got);
           cb(null, chunk);
         },
       });
       await pipeline(res.body, tap, createWriteStream(part, { flags: start > 0 ? 'a' : 'w', highWaterMark: 1 << 20 }), { signal: ac.signal });
+    } catch (err) {
+      if (err instanceof DownloadMismatchError) await rm(part, { force: true });
+      throw err;
     } finally {
       opts.signal?.removeEventListener('abort', onAbort);
     }

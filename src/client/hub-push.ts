@@ -41,7 +41,18 @@ export interface PushResult {
 
 export function hubUrlFrom(flagUrl: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
   const u = (flagUrl || env.HF_ENDPOINT || DEFAULT_HUB_URL).replace(/\/+$/, '');
-  if (!/^https?:\/\//.test(u)) throw new HubPushError(`--hub-url must be an http(s) URL (got ${JSON.stringify(u)})`);
+  let parsed: URL;
+  try {
+    parsed = new URL(u);
+  } catch {
+    throw new HubPushError(`--hub-url must be an http(s) URL (got ${JSON.stringify(u)})`);
+  }
+  if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') throw new HubPushError(`--hub-url must be an http(s) URL (got ${JSON.stringify(u)})`);
+  // The write token goes with every request: over plain http only to this machine (a hub on
+  // loopback, or a tunnel to one), never in cleartext across a network.
+  if (parsed.protocol === 'http:' && !['127.0.0.1', 'localhost', '[::1]'].includes(parsed.hostname)) {
+    throw new HubPushError(`refusing to send a Hub token over plain http to ${parsed.host}; use https (${flagUrl ? '--hub-url' : 'HF_ENDPOINT'} is ${u})`);
+  }
   return u;
 }
 
