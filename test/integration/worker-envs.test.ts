@@ -277,6 +277,14 @@ describe('packages: a run\'s requirements installed by the worker (real pip, rea
     assert.equal(envDirs(workDir).length, 1);
   });
 
+  it('a requirements file with a pip option line fails the run before pip runs, naming the line', async () => {
+    const r = await hearth(['run', join(project({ 'requirements.txt': 'hearthtiny==1.2.3\n--no-binary :all:\n', 'main.py': importing }), 'main.py')], cli);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /hearth: job failed: requirements\.txt line 2: "--no-binary :all:" is a pip option; the worker refuses option lines/);
+    assert.doesNotMatch(r.stderr + r.stdout, /installing packages|Collecting|Looking in links/, 'pip never ran');
+    assert.doesNotMatch(r.stdout, /^VALUE/m, 'the job never ran');
+  });
+
   it('pyproject.toml\'s dependencies, and --requirements naming another file', async () => {
     const pyproject = '[project]\nname = "demo"\nversion = "0"\ndependencies = ["hearthtwo==0.1.0"]\n';
     const a = await hearth(['run', join(project({ 'pyproject.toml': pyproject, 'main.py': 'import hearthtwo\nprint("TWO", hearthtwo.VALUE)' }), 'main.py')], cli);
