@@ -8,8 +8,8 @@
 // renter's code), with the provider's pip configuration, which never reaches a job.
 import { execFile, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, statSync } from 'node:fs';
-import { lstat, mkdir, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
+import { constants, existsSync, statSync } from 'node:fs';
+import { lstat, lutimes, mkdir, open, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import * as os from 'node:os';
 import { basename, isAbsolute, join } from 'node:path';
 import { z } from 'zod';
@@ -28,12 +28,16 @@ export const PYPROJECT_TOML = 'pyproject.toml';
 export const ENVS_DIR = 'envs';
 export const DEFAULT_ENV_CACHE_BYTES = 20 * 2 ** 30;
 const MAX_REQUIREMENTS_BYTES = 1 << 20;
-/** written last: an environment without it is a build that did not finish */
-const READY = '.hearth-ready';
+/**
+ * `<envs>/<key><READY>`, written last: an environment without it is a build that did not finish.
+ * Beside the environment's folder, not in it: the install (the renter's code) writes that folder
+ * and could plant a link there for the worker to write or read through.
+ */
+const READY = '.ready';
 /** pip reads the requirements from here (inside the environment, so the key covers what it reads) */
 const REQ_COPY = 'hearth-requirements.txt';
 /** bumped when an environment's layout changes, so old ones are not reused */
-const LAYOUT = 'hearth-env-1';
+const LAYOUT = 'hearth-env-2';
 
 /** What a session asks to have installed. */
 export interface Requirements {
@@ -59,10 +63,40 @@ export async function findRequirements(workspace: string, named: string | undefi
     if (st.size > MAX_REQUIREMENTS_BYTES) throw new Error(`${rel} is larger than ${MAX_REQUIREMENTS_BYTES} bytes`);
     const text = rel.toLowerCase().endsWith('.toml') ? await pyprojectDependencies(abs, rel, python) : await readFile(abs, 'utf8');
     const meaningful = text.split('\n').some((l) => l.trim() !== '' && !l.trim().startsWith('#'));
-    if (meaningful) return { source: rel, text: text.endsWith('\n') ? text : text + '\n' };
+    if (meaningful) {
+      refuseOptions(rel, text);
+      return { source: rel, text: text.endsWith('\n') ? text : text + '\n' };
+    }
     if (named) return null;
   }
   return null;
+}
+
+/**
+ * Refuses a requirements file that carries pip options: in a requirements file they override the
+ * provider's pip configuration (`--no-binary :all:` against `PIP_ONLY_BINARY=:all:`, another
+ * `--index-url`, `--trusted-host`), and `-r`/`-c`/`-e` reach past the file. Lines are read as pip
+ * reads them (a trailing backslash continues one, `#` after a space starts a comment, anything
+ * from the first token that starts with `-` is options); only `--hash=…` after a requirement
+ * passes. `${VAR}`, which pip fills in from the install's environment (the provider's), is refused too.
+ */
+export function refuseOptions(source: string, text: string): void {
+  const physical = text.split(/\r?\n/);
+  for (let i = 0; i < physical.length; i++) {
+    const first = i + 1;
+    let line = physical[i]!;
+    while (line.endsWith('\\') && i + 1 < physical.length) line = line.slice(0, -1) + physical[++i];
+    line = line.replace(/(^|\s+)#.*$/, '').trim();
+    if (!line) continue;
+    const shown = line.length > 200 ? line.slice(0, 200) + '…' : line;
+    const bad = line.startsWith('-') || line.split(/\s+/).some((t) => t.startsWith('-') && !t.startsWith('--hash='));
+    if (bad) {
+      throw new Error(
+        `${source} line ${first}: "${shown}" is a pip option; the worker refuses option lines (-r, -c, -e, --index-url, --no-binary…: they would override its provider's pip settings or reach past the file). List the requirements themselves, one per line (--hash=… after one is fine)`,
+      );
+    }
+    if (/\$\{[A-Z0-9_]+\}/.test(line)) throw new Error(`${source} line ${first}: "${shown}" names an environment variable (\${…}), which pip would fill in from the worker's environment; write the value itself`);
+  }
 }
 
 const Dependencies = z.array(z.string().max(10_000)).max(10_000);
@@ -173,7 +207,14 @@ export interface EnvCacheOptions {
   diskCheckMs?: number;
 }
 
-const Ready = z.object({ bytes: z.number().int().min(0), source: z.string(), builtAt: z.number() });
+const Ready = z.object({
+  bytes: z.number().int().min(0),
+  source: z.string(),
+  builtAt: z.number(),
+  /** where the environment's python lives, asked before the install: the worker never runs it after */
+  location: z.object({ executable: z.string(), needs: z.array(z.string()) }),
+});
+type Ready = z.infer<typeof Ready>;
 
 interface BaseInfo {
   version: string;
@@ -188,7 +229,6 @@ interface BaseInfo {
 export class EnvCache {
   private readonly building = new Map<string, Promise<void>>();
   private readonly pins = new Map<string, number>();
-  private readonly locations = new Map<string, PythonLocation>();
   private base: Promise<BaseInfo> | undefined;
 
   constructor(private readonly opts: EnvCacheOptions) {}
@@ -201,6 +241,7 @@ export class EnvCache {
 
   /** The environment for `req`: from the cache, or built now (once, however many ask at the same time). */
   async ensure(req: Requirements, hooks: EnsureHooks): Promise<PreparedEnv> {
+    refuseOptions(req.source, req.text);
     const key = await this.key(req);
     const dir = join(this.opts.dir, key);
     this.pin(key);
@@ -222,7 +263,7 @@ export class EnvCache {
           await abortable(pending.catch(() => undefined), hooks.signal);
           continue;
         }
-        const ready = await this.isReady(dir);
+        const ready = await this.readReady(key);
         if (this.building.has(key)) continue; // another session started it meanwhile
         if (ready) break;
         reused = false;
@@ -236,16 +277,14 @@ export class EnvCache {
         void this.evict().catch((err: Error) => this.opts.log('warn', 'could not evict environments', { err: err.message }));
         break;
       }
-      // Its last use, for least-recently-used eviction.
+      const ready = await this.readReady(key);
+      if (!ready) throw new Error(`the environment for ${req.source} went before it could be used`);
+      // Its last use, for least-recently-used eviction (the worker's own marker, not the tree).
       const now = new Date();
-      await utimes(join(dir, READY), now, now).catch(() => undefined);
-      const python = join(dir, 'bin', 'python');
-      let location = this.locations.get(key);
-      if (!location) {
-        location = await locatePython(python, inheritedEnv());
-        this.locations.set(key, location);
-      }
-      return { python, location, reused, release };
+      await lutimes(this.marker(key), now, now).catch(() => undefined);
+      // The install (the renter's code) could have changed anything in the environment, a .pth
+      // among it: the worker never runs its python itself, but takes where it lives from the marker.
+      return { python: join(dir, 'bin', 'python'), location: ready.location, reused, release };
     } catch (err) {
       release();
       throw err;
@@ -261,13 +300,35 @@ export class EnvCache {
     else this.pins.set(key, n);
   }
 
-  private async isReady(dir: string): Promise<boolean> {
+  private marker(key: string): string {
+    return join(this.opts.dir, key + READY);
+  }
+
+  /** The environment's marker when it is built: read without following a link, its folder a real one. */
+  private async readReady(key: string): Promise<Ready | null> {
     try {
-      Ready.parse(JSON.parse(await readFile(join(dir, READY), 'utf8')));
-      return true;
+      if (!(await lstat(join(this.opts.dir, key))).isDirectory()) return null;
+      const f = await open(this.marker(key), constants.O_RDONLY | constants.O_NOFOLLOW);
+      try {
+        return Ready.parse(JSON.parse(await f.readFile('utf8')));
+      } finally {
+        await f.close();
+      }
     } catch {
-      return false;
+      return null;
     }
+  }
+
+  /** Written by the worker beside the environment: a fresh file (never through a link), then renamed into place. */
+  private async writeReady(key: string, ready: Ready): Promise<void> {
+    const tmp = join(this.opts.dir, `.${key}${READY}-${randomBytes(4).toString('hex')}`);
+    const f = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644);
+    try {
+      await f.writeFile(JSON.stringify(ready) + '\n');
+    } finally {
+      await f.close();
+    }
+    await rename(tmp, this.marker(key));
   }
 
   private baseInfo(): Promise<BaseInfo> {
@@ -306,6 +367,7 @@ export class EnvCache {
     const conf = this.opts.confinement();
     const user = conf.sandbox.kind === 'bwrap' ? (conf.sandbox.user ?? null) : null;
     // A build that did not finish (a crash, a cancel) starts over.
+    await rm(this.marker(key), { force: true });
     await rm(dir, { recursive: true, force: true });
     await mkdir(this.opts.dir, { recursive: true });
     // The venv itself is the provider's interpreter and standard library at work, nothing of the
@@ -320,13 +382,15 @@ export class EnvCache {
     // so an environment sees what the provider's interpreter sees, its own packages first.
     await writeFile(join(purelib, '_hearth_provider.pth'), base.sites.join('\n') + '\n');
     await writeFile(join(dir, REQ_COPY), req.text);
+    // Where its python lives, asked now, while the environment holds only what the worker made.
+    const location = await locatePython(python, inheritedEnv());
     if (user) await chownTree(dir, user.uid, user.gid);
     const home = join(this.opts.homesDir, `env-${key}`);
     await rm(home, { recursive: true, force: true });
     await mkdir(home, { recursive: true, mode: 0o700 });
     if (user) await chownTree(home, user.uid, user.gid);
     try {
-      await this.runPip(key, dir, home, python, req, conf, hooks);
+      await this.runPip(key, dir, home, python, location, req, conf, hooks);
     } catch (err) {
       await rm(dir, { recursive: true, force: true }).catch(() => undefined);
       throw err;
@@ -336,11 +400,11 @@ export class EnvCache {
     // Back to the worker's own user: no job user (nor anything else running as it) may change it.
     if (user) await chownTree(dir, process.getuid?.() ?? 0, process.getgid?.() ?? 0);
     const bytes = (await diskUsage([dir])).bytes;
-    await writeFile(join(dir, READY), JSON.stringify({ bytes, source: req.source, builtAt: Date.now() }) + '\n');
+    await this.writeReady(key, { bytes, source: req.source, builtAt: Date.now(), location });
     this.opts.log('info', 'environment built', { key, source: req.source, bytes, ms: Date.now() - started });
   }
 
-  private async runPip(key: string, dir: string, home: string, python: string, req: Requirements, conf: Confinement, hooks: EnsureHooks): Promise<void> {
+  private async runPip(key: string, dir: string, home: string, python: string, location: PythonLocation, req: Requirements, conf: Confinement, hooks: EnsureHooks): Promise<void> {
     const env = installEnv(home);
     const pipArgs = ['-m', 'pip', 'install', '--no-input', '--disable-pip-version-check', '--progress-bar', 'off', '-r', join(dir, REQ_COPY)];
     const cmd = await confinedCommand(conf, {
@@ -348,11 +412,7 @@ export class EnvCache {
       name: `env-${key.slice(0, 12)}-${randomBytes(4).toString('hex')}`,
       workspace: dir,
       home,
-      python: async () => {
-        const location = await locatePython(python, inheritedEnv());
-        this.locations.set(key, location);
-        return location;
-      },
+      python: () => Promise.resolve(location),
       command: [python, ...pipArgs],
       readOnly: [...pipPaths(env), ...(env.PIP_CONFIG_FILE && isFile(env.PIP_CONFIG_FILE) ? [env.PIP_CONFIG_FILE] : [])],
     });
@@ -423,8 +483,10 @@ export class EnvCache {
   /** Removes the least recently used environments no session is using until the rest fit the cap. */
   async evict(): Promise<void> {
     const names = await readdir(this.opts.dir).catch(() => [] as string[]);
+    // Folders <key>, their markers <key>.ready, and a marker being written (.<key>.ready-…).
+    const keys = new Set(names.map((n) => (n.startsWith('.') ? n.slice(1).split(READY)[0]! : n.endsWith(READY) ? n.slice(0, -READY.length) : n)));
     const envs: { key: string; bytes: number; used: number }[] = [];
-    for (const key of names) {
+    for (const key of keys) {
       if (this.building.has(key) || this.pins.has(key)) {
         const r = await this.readyInfo(key);
         if (r) envs.push({ key, bytes: r.bytes, used: Infinity });
@@ -432,8 +494,8 @@ export class EnvCache {
       }
       const r = await this.readyInfo(key);
       if (!r) {
-        // A build that never finished (the worker stopped mid-install): only disk.
-        await rm(join(this.opts.dir, key), { recursive: true, force: true });
+        // A build that never finished (the worker stopped mid-install), or a marker left alone: only disk.
+        await this.remove(key, names);
         continue;
       }
       envs.push({ key, ...r });
@@ -442,21 +504,24 @@ export class EnvCache {
     for (const e of envs.sort((a, b) => a.used - b.used)) {
       if (total <= this.opts.maxBytes) break;
       if (e.used === Infinity) continue;
-      await rm(join(this.opts.dir, e.key), { recursive: true, force: true });
-      this.locations.delete(e.key);
+      await this.remove(e.key, names);
       total -= e.bytes;
       this.opts.log('info', 'evicted an environment (least recently used)', { key: e.key, bytes: e.bytes });
     }
   }
 
+  /** The marker first (the environment is no longer ready), then the folder (rm removes links as links). */
+  private async remove(key: string, names: string[]): Promise<void> {
+    for (const n of names) if (n.startsWith(`.${key}${READY}-`)) await rm(join(this.opts.dir, n), { force: true });
+    await rm(this.marker(key), { force: true });
+    await rm(join(this.opts.dir, key), { recursive: true, force: true });
+  }
+
   private async readyInfo(key: string): Promise<{ bytes: number; used: number } | null> {
-    const p = join(this.opts.dir, key, READY);
-    try {
-      const r = Ready.parse(JSON.parse(await readFile(p, 'utf8')));
-      return { bytes: r.bytes, used: (await lstat(p)).mtimeMs };
-    } catch {
-      return null;
-    }
+    const r = await this.readReady(key);
+    if (!r) return null;
+    const st = await lstat(this.marker(key)).catch(() => null);
+    return st ? { bytes: r.bytes, used: st.mtimeMs } : null;
   }
 }
 

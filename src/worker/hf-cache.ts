@@ -5,12 +5,13 @@
 // else of hf-cache/, which lives in the worker's hidden work dir.
 //
 // The cache is capped: after each session ends (and at start) whole entries go, least recently
-// used first, until the total fits. An entry is one repository folder under hub/ (models--org--name,
-// datasets--…) or one other top-level folder of HF_HOME (datasets/, xet/…). "Used" is the newest
+// used first (from accounts over their fair share of the cap first), until the total fits. An
+// entry is one repository folder under hub/ (models--org--name, datasets--…) or one other
+// top-level item of HF_HOME (datasets/, xet/…, or a link the job made, removed as a link). "Used" is the newest
 // atime or mtime of its files, as huggingface_hub's own scan_cache_dir reckons it. Folders of
 // accounts with a session running are never evicted from under it.
-import { chown, lstat, mkdir, readdir, rm, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { chown, lstat, mkdir, readdir, realpath, rm, stat } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import type { LogFn } from './job-run';
 import type { JobUser } from './sandbox';
 
@@ -72,19 +73,20 @@ export class HfCache {
   }
 
   private async evictNow(): Promise<void> {
+    // A job owns its account's folder and may put links anywhere in it (`ln -s / $HF_HOME/hub`):
+    // every level is lstat'ed, only real folders are descended into, a link is an entry of its own
+    // (removed as a link, never followed), and nothing is removed whose folder is not where it
+    // should be under the cache root.
     const entries: Entry[] = [];
-    let keys: string[];
-    try {
-      keys = await readdir(this.root);
-    } catch {
-      return;
-    }
-    for (const key of keys) {
-      const acct = join(this.root, key);
+    const root = await realpath(this.root).catch(() => null);
+    if (!root) return;
+    for (const key of await safeReaddir(root)) {
+      const acct = join(root, key);
+      if (!(await isRealDir(acct))) continue;
       for (const name of await safeReaddir(acct)) {
         if (KEEP.has(name)) continue;
         const path = join(acct, name);
-        if (name === 'hub') {
+        if (name === 'hub' && (await isRealDir(path))) {
           for (const repo of await safeReaddir(path)) {
             if (repo.startsWith('.')) continue;
             entries.push({ key, path: join(path, repo), ...(await measure(join(path, repo))) });
@@ -96,15 +98,41 @@ export class HfCache {
     }
     let total = entries.reduce((n, e) => n + e.bytes, 0);
     if (total <= this.maxBytes) return;
-    entries.sort((a, b) => a.usedAt - b.usedAt);
-    for (const e of entries) {
-      if (total <= this.maxBytes) break;
-      if (this.inUse.has(e.key)) continue;
+    // Least recently used first, from the accounts over their fair share (the cap split evenly
+    // among the accounts with anything cached) before the others: one account's many models do
+    // not push out everyone else's one.
+    const perKey = new Map<string, number>();
+    for (const e of entries) perKey.set(e.key, (perKey.get(e.key) ?? 0) + e.bytes);
+    const share = this.maxBytes / Math.max(1, perKey.size);
+    const pending = entries.filter((e) => !this.inUse.has(e.key)).sort((a, b) => a.usedAt - b.usedAt);
+    while (total > this.maxBytes && pending.length) {
+      const i = Math.max(0, pending.findIndex((e) => (perKey.get(e.key) ?? 0) > share));
+      const e = pending.splice(i, 1)[0]!;
+      if (!(await this.removable(root, e))) {
+        this.log('warn', 'not evicting a Hugging Face cache entry that is not where it should be', { entry: e.path.slice(root.length + 1) });
+        continue;
+      }
       await rm(e.path, { recursive: true, force: true });
       total -= e.bytes;
-      this.log('info', 'evicted from the Hugging Face cache', { entry: e.path.slice(this.root.length + 1), bytes: e.bytes });
+      perKey.set(e.key, (perKey.get(e.key) ?? 0) - e.bytes);
+      this.log('info', 'evicted from the Hugging Face cache', { entry: e.path.slice(root.length + 1), bytes: e.bytes });
     }
     if (total > this.maxBytes) this.log('info', 'the Hugging Face cache is over its cap while sessions use it', { bytes: total, maxBytes: this.maxBytes });
+  }
+
+  /** The entry's folder still resolves to its place under the root (no link on the way to it). */
+  private async removable(root: string, e: Entry): Promise<boolean> {
+    const parent = dirname(e.path);
+    const real = await realpath(parent).catch(() => null);
+    return real === parent && (parent === join(root, e.key) || parent === join(root, e.key, 'hub'));
+  }
+}
+
+async function isRealDir(p: string): Promise<boolean> {
+  try {
+    return (await lstat(p)).isDirectory();
+  } catch {
+    return false;
   }
 }
 

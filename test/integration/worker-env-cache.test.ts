@@ -3,7 +3,7 @@
 // in use are never evicted; the least recently used go first past the cap.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { EnvCache, pipFailure, type EnsureHooks } from '../../src/worker/env-cache';
 import { DEFAULT_LIMITS } from '../../src/worker/limits';
@@ -14,6 +14,15 @@ const TEST_TMP = join(__dirname, '..', '..', '.test-tmp');
 describe('worker: the environment cache (real pip)', function () {
   this.timeout(180_000);
   let dir: string;
+  let victim: string;
+  let ranPth: string;
+  /** an sdist of `name` 1.0 whose setup.py is `lines` */
+  const sdist = (wheelhouse: string, name: string, lines: string[]) => {
+    const src = join(dir, 'sdist', `${name}-1.0`);
+    mkdirSync(src, { recursive: true });
+    writeFileSync(join(src, 'setup.py'), lines.join('\n') + '\n');
+    execFileSync('tar', ['czf', join(wheelhouse, `${name}-1.0.tar.gz`), '-C', join(dir, 'sdist'), `${name}-1.0`]);
+  };
   const saved: Record<string, string | undefined> = {};
 
   const cache = (maxBytes = 2 ** 40, diskBytes = DEFAULT_LIMITS.diskBytes) =>
@@ -32,6 +41,8 @@ describe('worker: the environment cache (real pip)', function () {
     onOutput: (_s, d) => out.push(d),
   });
   const req = (text: string) => ({ source: 'requirements.txt', text });
+  /** the environments' folders (each has its marker <key>.ready beside it) */
+  const envs = () => readdirSync(join(dir, 'envs')).filter((n) => !n.endsWith('.ready'));
 
   before(() => {
     mkdirSync(TEST_TMP, { recursive: true });
@@ -46,6 +57,22 @@ describe('worker: the environment cache (real pip)', function () {
     mkdirSync(src, { recursive: true });
     writeFileSync(join(src, 'setup.py'), 'import os, sys\nopen(os.path.join(sys.prefix, "big"), "wb").write(os.urandom(4 << 20))\nos.execv("/bin/sleep", ["sleep", "600"])\n');
     execFileSync('tar', ['czf', join(wheelhouse, 'hearthbig-1.0.tar.gz'), '-C', join(dir, 'sdist'), 'hearthbig-1.0']);
+    // An sdist that plants the old readiness marker as a link to a file of the host's, and a .pth
+    // that would run whenever the environment's python starts (the renter's code, both).
+    victim = join(dir, 'victim');
+    ranPth = join(dir, 'pth-ran');
+    writeFileSync(victim, 'root:secret\n');
+    sdist(wheelhouse, 'hearthlink', [
+      'import os, sys, sysconfig',
+      `RAN, VICTIM = ${JSON.stringify(ranPth)}, ${JSON.stringify(victim)}`,
+      'for link in [os.path.join(sys.prefix, ".hearth-ready"), sys.prefix + ".ready"]:',
+      '    try: os.symlink(VICTIM, link)',
+      '    except OSError: pass',
+      `open(os.path.join(sysconfig.get_paths()["purelib"], "zz_hearthlink.pth"), "w").write("import os; open(%r, 'a').write('ran') if 'env-' not in os.environ.get('HOME', '') else None\\n" % RAN)`,
+      'from setuptools import setup',
+      'setup(name="hearthlink", version="1.0")',
+    ]);
+    sdist(wheelhouse, 'hearthsrc', ['from setuptools import setup', 'setup(name="hearthsrc", version="1.0")']);
     // No build isolation: the sdist builds with the setuptools already here (there is no index).
     for (const [k, v] of Object.entries({ PIP_NO_INDEX: '1', PIP_FIND_LINKS: wheelhouse, PIP_NO_BUILD_ISOLATION: '0' })) {
       saved[k] = process.env[k];
@@ -77,7 +104,7 @@ describe('worker: the environment cache (real pip)', function () {
     assert.equal(c3.reused, true);
     assert.deepEqual(p3, []);
     for (const e of [a, b, c3]) e.release();
-    assert.equal(readdirSync(join(dir, 'envs')).length, 1);
+    assert.equal(envs().length, 1);
   });
 
   it('evicts the least recently used environment past the cap, never one in use', async () => {
@@ -90,23 +117,23 @@ describe('worker: the environment cache (real pip)', function () {
     // tiny used again: two is now the least recently used.
     (await c.ensure(req('hearthtiny\n'), hooks([], []))).release();
     const keyOf = async (t: string) => c.key(req(t));
-    const size = (key: string) => (JSON.parse(readFileSync(join(dir, 'envs', key, '.hearth-ready'), 'utf8')) as { bytes: number }).bytes;
+    const size = (key: string) => (JSON.parse(readFileSync(join(dir, 'envs', `${key}.ready`), 'utf8')) as { bytes: number }).bytes;
     const [kTiny, kTwo, kThree] = await Promise.all(['hearthtiny\n', 'hearthtwo\n', 'hearththree\n'].map(keyOf));
     // Room for about two: building a third evicts one.
     const small = cache(Math.floor(size(kTiny!) * 2.5));
     const three = await small.ensure(req('hearththree\n'), hooks([], []));
     await small.evict();
-    assert.deepEqual(readdirSync(join(dir, 'envs')).sort(), [kTiny, kThree].sort());
+    assert.deepEqual(envs().sort(), [kTiny, kThree].sort());
     three.release();
     // A cap below what one takes: everything not in use goes, the one in use stays.
     const none = cache(1);
     const inUse = await none.ensure(req('hearththree\n'), hooks([], []));
     await none.evict();
-    assert.deepEqual(readdirSync(join(dir, 'envs')), [kThree]);
-    assert.ok(!readdirSync(join(dir, 'envs')).includes(kTwo!));
+    assert.deepEqual(envs(), [kThree]);
+    assert.ok(!envs().includes(kTwo!));
     inUse.release();
     await none.evict();
-    assert.deepEqual(readdirSync(join(dir, 'envs')), []);
+    assert.deepEqual(envs(), []);
   });
 
   it('a failed install names the requirement and pip\'s reason, and leaves nothing to reuse', async () => {
@@ -117,13 +144,51 @@ describe('worker: the environment cache (real pip)', function () {
       return true;
     });
     assert.match(out.join(''), /nosuchpkg-hearth/);
-    assert.equal(readdirSync(join(dir, 'envs')).includes(await c.key(req('hearthtiny\nnosuchpkg-hearth>=2\n'))), false);
+    assert.equal(envs().includes(await c.key(req('hearthtiny\nnosuchpkg-hearth>=2\n'))), false);
   });
 
   it('an install is held to the job disk limit: stopped, with a reason that says so', async () => {
     const c = cache(2 ** 40, 2 << 20);
     await assert.rejects(c.ensure(req('hearthbig\n'), hooks([], [])), /^Error: disk limit: 2 MiB exceeded while installing the packages of requirements\.txt$/);
-    assert.equal(readdirSync(join(dir, 'envs')).includes(await c.key(req('hearthbig\n'))), false);
+    assert.equal(envs().includes(await c.key(req('hearthbig\n'))), false);
+  });
+
+  it('an install cannot make the worker write or read through a link it planted, nor run its code', async () => {
+    // setup.py links <env>/.hearth-ready (where the marker used to be) to a host file: the worker
+    // wrote the marker through it (as root: /etc/shadow), and ran the environment's python (its .pth) itself.
+    const c = cache();
+    const e = await c.ensure(req('hearthlink\n'), hooks([], []));
+    e.release();
+    assert.equal(readFileSync(victim, 'utf8'), 'root:secret\n', 'the link\'s target is unchanged');
+    rmSync(ranPth, { force: true });
+    // A fresh cache (the worker restarted) reuses the environment without running its python.
+    const again = await cache().ensure(req('hearthlink\n'), hooks([], []));
+    assert.equal(again.reused, true);
+    again.release();
+    assert.equal(readFileSync(victim, 'utf8'), 'root:secret\n');
+    assert.equal(existsSync(ranPth), false, 'the worker did not run the environment\'s python');
+    // The environment's python still works, and does run the .pth: the test's own check is live.
+    execFileSync(e.python, ['-c', 'pass'], { env: { ...process.env, HOME: '/nonexistent' } });
+    assert.equal(existsSync(ranPth), true);
+  });
+
+  it('a requirements file with pip options is refused before pip runs: the provider\'s PIP_ONLY_BINARY holds', async () => {
+    process.env.PIP_ONLY_BINARY = ':all:';
+    try {
+      const c = cache();
+      // The provider's setting is live: hearthsrc is only an sdist here.
+      await assert.rejects(c.ensure(req('hearthsrc\n'), hooks([], [])), /could not install the packages of requirements\.txt/);
+      // In a requirements file, --no-binary :all: overrode it and pip built the renter's sdist.
+      const phases: string[] = [];
+      const out: string[] = [];
+      const key = await c.key(req('--no-binary :all:\nhearthsrc\n'));
+      await assert.rejects(c.ensure(req('--no-binary :all:\nhearthsrc\n'), hooks(phases, out)), /^Error: requirements\.txt line 1: "--no-binary :all:" is a pip option; the worker refuses option lines/);
+      assert.deepEqual(phases, [], 'pip never ran');
+      assert.deepEqual(out, []);
+      assert.equal(envs().includes(key), false);
+    } finally {
+      delete process.env.PIP_ONLY_BINARY;
+    }
   });
 
   it('pipFailure: the requirement pip was at, when its errors do not name one', () => {

@@ -51,6 +51,9 @@ async function stopNet(net: Net): Promise<void> {
   await net.broker.close();
 }
 
+/** the environments' folders under a worker's work dir (each has its marker <key>.ready beside it) */
+const envDirs = (workDir: string) => readdirSync(join(workDir, 'envs')).filter((n) => !n.endsWith('.ready'));
+
 describe('worker: a provider\'s virtual environment as --python, under the default sandbox', function () {
   this.timeout(180_000);
   let dir: string;
@@ -228,9 +231,9 @@ describe('packages: a run\'s requirements installed by the worker (real pip, rea
     assert.match(second.stderr, /packages of requirements\.txt already installed on this worker/);
     assert.doesNotMatch(second.stdout + second.stderr, /Collecting|Successfully installed|Looking in links/);
     assert.deepEqual(setups(await eventsOf(second.stderr)), [{ type: 'setup', phase: 'ready', source: 'requirements.txt', reused: true }]);
-    assert.equal(readdirSync(join(workDir, 'envs')).length, 1, 'one environment for both runs');
+    assert.equal(envDirs(workDir).length, 1, 'one environment for both runs');
     // Owned by the worker's user once built (pip ran as the job user under a root worker).
-    const env = join(workDir, 'envs', readdirSync(join(workDir, 'envs'))[0]!);
+    const env = join(workDir, 'envs', envDirs(workDir)[0]!);
     assert.equal(statSync(join(env, 'pyvenv.cfg')).uid, process.getuid!());
   });
 
@@ -271,7 +274,15 @@ describe('packages: a run\'s requirements installed by the worker (real pip, rea
     assert.match(r.stderr, /No matching distribution found for nosuchpkg-hearth==9\.9/);
     assert.doesNotMatch(r.stdout, /^VALUE/m, 'the job never ran');
     // No half-built environment is left to be reused.
-    assert.equal(readdirSync(join(workDir, 'envs')).length, 1);
+    assert.equal(envDirs(workDir).length, 1);
+  });
+
+  it('a requirements file with a pip option line fails the run before pip runs, naming the line', async () => {
+    const r = await hearth(['run', join(project({ 'requirements.txt': 'hearthtiny==1.2.3\n--no-binary :all:\n', 'main.py': importing }), 'main.py')], cli);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /hearth: job failed: requirements\.txt line 2: "--no-binary :all:" is a pip option; the worker refuses option lines/);
+    assert.doesNotMatch(r.stderr + r.stdout, /installing packages|Collecting|Looking in links/, 'pip never ran');
+    assert.doesNotMatch(r.stdout, /^VALUE/m, 'the job never ran');
   });
 
   it('pyproject.toml\'s dependencies, and --requirements naming another file', async () => {
@@ -312,7 +323,7 @@ describe('packages: a run\'s requirements installed by the worker (real pip, rea
     const lease = await client.createLease({ count: 1, hours: 1 });
     const job = await client.submitJob({ leaseId: lease.id, entry: 'main.py', args: [], env: {}, outputs: [], logdir: 'runs', manifest: { files: manifest.files } });
     await waitFor('setup.py to run', () => (sleepers().length > 0 ? true : undefined), 60_000, 100);
-    const before = readdirSync(join(workDir, 'envs')).length;
+    const before = envDirs(workDir).length;
     await client.cancelJob(job.id);
     const events: JobEvent[] = [];
     for await (const e of client.events(job.id, { follow: true })) events.push(e);
@@ -320,7 +331,7 @@ describe('packages: a run\'s requirements installed by the worker (real pip, rea
     assert.deepEqual(setups(events).map((x) => x.phase), ['installing']);
     assert.match(logOf(events, 'stdout'), /hearthslow/);
     assert.deepEqual(sleepers(), []);
-    assert.equal(readdirSync(join(workDir, 'envs')).length, before - 1, 'the half-built environment is gone');
+    assert.equal(envDirs(workDir).length, before - 1, 'the half-built environment is gone');
     await client.releaseLease(lease.id);
   });
 

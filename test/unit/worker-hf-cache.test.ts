@@ -1,7 +1,7 @@
 // The per-account Hugging Face cache: one folder per account key, capped by evicting whole
 // entries least recently used first, never those of an account with a session running.
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HfCache } from '../../src/worker/hf-cache';
@@ -64,6 +64,36 @@ describe('worker: per-account Hugging Face cache', () => {
     held.release();
     await c.evict();
     assert.ok(existsSync(old), 'now under the cap');
+  });
+
+  it('never follows a link a job made in its cache folder (a linked hub/, model or datasets/): the target stays', async () => {
+    // A job owns its HF_HOME: `ln -s / $HF_HOME/hub` made eviction walk and delete the host's files.
+    const victim = join(root, 'victim');
+    mkdirSync(join(victim, 'important'), { recursive: true });
+    writeFileSync(join(victim, 'important', 'data'), Buffer.alloc(100 * 1024, 1));
+    writeFileSync(join(victim, 'keys'), 'secret');
+    mkdirSync(join(root, 'cache', A), { recursive: true });
+    symlinkSync(victim, join(root, 'cache', A, 'hub'));
+    mkdirSync(join(root, 'cache', B, 'hub'), { recursive: true });
+    symlinkSync(victim, join(root, 'cache', B, 'hub', 'models--org--x'));
+    symlinkSync(victim, join(root, 'cache', B, 'datasets'));
+    const real = join(root, 'cache', B, 'hub', 'models--org--real');
+    mkdirSync(real);
+    writeFileSync(join(real, 'w'), Buffer.alloc(10 * 1024, 1));
+    const c = new HfCache(join(root, 'cache'), 1, () => {});
+    await c.evict();
+    assert.ok(existsSync(join(victim, 'important', 'data')) && existsSync(join(victim, 'keys')), 'the link\'s target is untouched');
+assert.ok(!existsSync(real), 'the cache was over its cap: the real model went');
+  });
+
+  it('evicts from the account over its fair share first', async () => {
+    const a1 = model(A, 'a1', 400, 1000);
+    const a2 = model(A, 'a2', 400, 900);
+    const b1 = model(B, 'b1', 400, 3000);
+    const c = new HfCache(root, 900 * 1024, () => {});
+    await c.evict();
+    assert.ok(existsSync(b1), 'B holds less than half the cap: its older model stays');
+    assert.ok(!existsSync(a1) && existsSync(a2));
   });
 
   it('jobEnv: the renter\'s secrets pass, the job\'s own --env wins over them, the worker\'s settings win over both', () => {
