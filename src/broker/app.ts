@@ -8,18 +8,20 @@ import { chmodSync, closeSync, mkdirSync, openSync, readdirSync } from 'node:fs'
 import { join } from 'node:path';
 import { z } from 'zod';
 import { Broker } from './broker';
-import { HttpError } from './http-error';
+import { toHttpError } from './http-error';
 import { registerJsonParser } from './json-body';
 import { apiRoutes } from './routes/api';
 import { blobRoutes } from './routes/blobs';
 import { eventRoutes } from './routes/events';
 import { workerSocketRoute } from './routes/worker-socket';
 import { BlobStore } from './store/blob-store';
-import { openDb } from './store/db';
+import { openStore } from './store/store';
 import { WorkerHub } from './worker-hub';
 
 export const BrokerOptions = z.object({
   dataDir: z.string().min(1),
+  /** a postgres:// URL: the store shared by every replica; none: SQLite in the data dir */
+  database: z.string().min(1).optional(),
   version: z.string().default('0.0.0'),
   heartbeatMs: z.number().int().positive().default(5000),
   lostAfterMs: z.number().int().positive().default(120_000),
@@ -88,10 +90,16 @@ export interface BrokerApp {
 export async function buildBroker(options: BrokerOptions, logger: FastifyServerOptions['logger'] = false): Promise<BrokerApp> {
   const opts = BrokerOptions.parse(options);
   makePrivate(opts.dataDir);
-  const db = openDb(join(opts.dataDir, 'broker.db'));
+  const store = await openStore({ dataDir: opts.dataDir, database: opts.database });
   const blobs = new BlobStore(join(opts.dataDir, 'blobs'), { stallMs: opts.uploadStallMs, minBytes: opts.uploadMinBytes });
-  const broker = new Broker(db, { maxJobEventBytes: opts.maxJobEventBytes });
-  const adminToken = broker.bootstrapAdmin();
+  const broker = new Broker(store, { maxJobEventBytes: opts.maxJobEventBytes });
+  let adminToken: string | undefined;
+  try {
+    adminToken = await broker.bootstrapAdmin();
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
 
   const app = Fastify({
     logger,
@@ -109,8 +117,9 @@ export async function buildBroker(options: BrokerOptions, logger: FastifyServerO
       reply.removeHeader('connection');
       closeAfterReply(req.raw, reply.raw);
     }
-    if (err instanceof HttpError) {
-      return reply.code(err.status).send({ error: err.code, message: err.message, ...(err.issues ? { issues: err.issues } : {}) });
+    const http = toHttpError(err);
+    if (http) {
+      return reply.code(http.status).send({ error: http.code, message: http.message, ...(http.issues ? { issues: http.issues } : {}) });
     }
     const e = err as { statusCode?: number; code?: string; message: string };
     if (e.statusCode && e.statusCode >= 400 && e.statusCode < 500) {
@@ -135,14 +144,24 @@ export async function buildBroker(options: BrokerOptions, logger: FastifyServerO
   eventRoutes(app, broker, shutdown.signal, opts.pingMs);
   const workerSockets = workerSocketRoute(app, broker, hub);
 
+  // Once a second. Each replica cuts off its own silent sockets and closes its sockets whose token
+  // ended; the shared work (lease expiry, away and lost workers) runs on one replica at a time
+  // and at most once a second across them (store.runExclusive).
+  let ticking = false;
+  const tick = async () => {
+    hub.cutSilent();
+    await workerSockets.closeExpired((tokenId) => broker.accounts.isValid(tokenId));
+    await store.runExclusive('sweep', 900, async () => {
+      await broker.expireLeases();
+      await hub.sweep();
+    });
+  };
   const timer = setInterval(() => {
-    try {
-      broker.expireLeases();
-      hub.sweep();
-      workerSockets.closeExpired((tokenId) => broker.accounts.isValid(tokenId));
-    } catch (err) {
-      app.log.error({ err }, 'sweep failed');
-    }
+    if (ticking) return;
+    ticking = true;
+    tick()
+      .catch((err: unknown) => app.log.error({ err }, 'sweep failed'))
+      .finally(() => (ticking = false));
   }, 1000);
   timer.unref();
 
@@ -158,7 +177,9 @@ export async function buildBroker(options: BrokerOptions, logger: FastifyServerO
       shutdown.abort();
       hub.closeAll();
       await app.close();
-      db.close();
+      // A tick in progress finishes before the store closes under it.
+      while (ticking) await new Promise((r) => setTimeout(r, 20));
+      await store.close();
     },
   };
 }

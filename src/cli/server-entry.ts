@@ -31,9 +31,16 @@ function quietWorkerLog(): WorkerOptions['log'] {
   };
 }
 
-export async function runBroker(o: { dataDir: string; port: number; host: string; uploadStallMs?: number }): Promise<void> {
+export async function runBroker(o: { dataDir: string; port: number; host: string; uploadStallMs?: number; database?: string | undefined }): Promise<void> {
   const b = await startBroker(
-    { dataDir: o.dataDir, version: VERSION, port: o.port, host: o.host, ...(o.uploadStallMs ? { uploadStallMs: o.uploadStallMs } : {}) },
+    {
+      dataDir: o.dataDir,
+      version: VERSION,
+      port: o.port,
+      host: o.host,
+      ...(o.uploadStallMs ? { uploadStallMs: o.uploadStallMs } : {}),
+      ...(o.database ? { database: o.database } : {}),
+    },
     { level: 'info' },
   );
   if (b.adminToken) process.stderr.write(`hearth: first start; admin token (shown once, also in ${b.adminTokenPath}):\n${b.adminToken}\n`);
@@ -74,11 +81,11 @@ export async function runUp(o: WorkerSettings & { dataDir: string; port: number;
   let workerToken: string;
   try {
     workerToken = readFileSync(workerTokenPath, 'utf8').trim();
-    if (!b.broker.authenticate(workerToken)) throw new Error('stale');
+    if (!(await b.broker.authenticate(workerToken))) throw new Error('stale');
   } catch {
-    const admin = b.broker.authenticate(adminToken);
+    const admin = await b.broker.authenticate(adminToken);
     if (!admin) throw new Error(`the admin token in ${b.adminTokenPath} is not known to this broker`);
-    workerToken = b.broker.createToken(admin.accountId, 'worker', `local worker on ${hostname()}`);
+    workerToken = await b.broker.createToken(admin.accountId, 'worker', `local worker on ${hostname()}`);
     writePrivateFile(workerTokenPath, workerToken + '\n');
   }
   saveConfig(dataDir, { brokerUrl: b.url, token: adminToken });
@@ -102,7 +109,7 @@ export async function runUp(o: WorkerSettings & { dataDir: string; port: number;
     await worker.stop();
   });
   await worker.workerId;
-  const dev = b.broker.offers().map((x) => `${x.total}× ${x.gpuModel}`).join(', ') || 'no devices';
+  const dev = (await b.broker.offers()).map((x) => `${x.total}× ${x.gpuModel}`).join(', ') || 'no devices';
   process.stdout.write(`Hearth is up at ${b.url}\n`);
   if (b.adminToken) {
     process.stderr.write(`  admin token (shown this once; also in ${b.adminTokenPath}, mode 0600):\n  ${b.adminToken}\n`);

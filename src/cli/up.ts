@@ -133,10 +133,14 @@ export function registerServerCommands(program: Command): void {
     .option('--port <port>', 'port to listen on', '7777')
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--upload-stall <seconds>', 'cut an upload that brings less than 16 KiB in this many seconds', '30')
-    .action(async (o: { port: string; host: string; uploadStall: string }, cmd: Command) => {
+    .option('--database <url>', 'a postgres:// URL shared by every replica (else HEARTH_DATABASE, else SQLite in the data dir)')
+    .action(async (o: { port: string; host: string; uploadStall: string; database?: string }, cmd: Command) => {
       const dataDir = resolveDataDir(globals(cmd).dataDir);
       const uploadStallMs = Math.round(flag('upload-stall', PositiveNumber, o.uploadStall) * 1000);
-      await server().runBroker({ dataDir, port: flag('port', PortFlag, o.port), host: o.host, uploadStallMs });
+      const database = o.database ?? (process.env.HEARTH_DATABASE || undefined);
+      // Checked here without echoing it: the URL may hold a password.
+      if (database !== undefined && !/^postgres(ql)?:\/\/[^\s]+$/.test(database)) throw new UsageError('--database / HEARTH_DATABASE: give a postgres://user:password@host:port/db URL');
+      await server().runBroker({ dataDir, port: flag('port', PortFlag, o.port), host: o.host, uploadStallMs, database });
     });
 
   workerFlags(

@@ -33,7 +33,7 @@ export function apiRoutes(app: FastifyInstance, broker: Broker, version: string)
   app.post('/v1/tokens', user, async (req, reply) => {
     const body = parse(CreateTokenBody, req.body ?? {}, 'token request');
     const expiresAt = body.expiresInSeconds === undefined ? undefined : Date.now() + body.expiresInSeconds * 1000;
-    const { token, info } = broker.accounts.createToken(principal(req).accountId, body.kind, body.label, expiresAt);
+    const { token, info } = await broker.accounts.createToken(principal(req).accountId, body.kind, body.label, expiresAt);
     reply.code(201);
     return { token, kind: body.kind, id: info.id, expiresAt: info.expiresAt };
   });
@@ -80,7 +80,7 @@ export function apiRoutes(app: FastifyInstance, broker: Broker, version: string)
   app.get('/v1/jobs', user, async (req) => broker.jobs(principal(req)));
   app.get('/v1/jobs/:id', user, async (req) => {
     const p = principal(req);
-    return broker.toJob(broker.jobRow(p, parse(IdParams, req.params, 'job id').id));
+    return broker.toJob(await broker.jobRow(p, parse(IdParams, req.params, 'job id').id));
   });
   app.post('/v1/jobs/:id/cancel', user, async (req) => broker.cancelJob(principal(req), parse(IdParams, req.params, 'job id').id));
   app.get('/v1/jobs/:id/artifacts', user, async (req) => broker.artifacts(principal(req), parse(IdParams, req.params, 'job id').id));

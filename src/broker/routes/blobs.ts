@@ -18,19 +18,20 @@ export function blobRoutes(app: FastifyInstance, broker: Broker, blobs: BlobStor
   // Uploads arrive as raw streams; the store hashes them on the way to disk.
   app.addContentTypeParser('application/octet-stream', (_req, payload, done) => done(null, payload));
 
-  const mayRead = (p: Principal, sha: string) =>
-    p.kind === 'worker' ? broker.workerMayRead(p.accountId, sha) || broker.hasBlobRef(p.accountId, sha) : broker.hasBlobRef(p.accountId, sha);
+  const mayRead = async (p: Principal, sha: string) =>
+    p.kind === 'worker' ? (await broker.workerMayRead(p.accountId, sha)) || (await broker.hasBlobRef(p.accountId, sha)) : broker.hasBlobRef(p.accountId, sha);
 
   app.post('/v1/blobs/missing', { onRequest: requireAuth(broker, 'user'), bodyLimit: MISSING_BODY_LIMIT }, async (req) => {
     const p = principal(req);
     const { hashes } = parse(MissingBlobsBody, req.body, 'missing-blobs query');
-    return { missing: hashes.filter((h) => !broker.hasBlobRef(p.accountId, h) || !blobs.exists(h)) };
+    const unref = new Set(await broker.missingBlobRefs(p.accountId, hashes));
+    return { missing: hashes.filter((h) => unref.has(h) || !blobs.exists(h)) };
   });
 
   app.head('/v1/blobs/:sha', { onRequest: requireAuth(broker, 'any') }, async (req, reply) => {
     const { sha } = parse(ShaParams, req.params, 'blob hash');
-    const size = broker.blobSize(sha);
-    if (size === undefined || !mayRead(principal(req), sha) || !blobs.exists(sha)) return reply.code(404).send();
+    const size = await broker.blobSize(sha);
+    if (size === undefined || !(await mayRead(principal(req), sha)) || !blobs.exists(sha)) return reply.code(404).send();
     return reply.header('content-length', size).header('accept-ranges', 'bytes').code(200).send();
   });
 
@@ -40,7 +41,7 @@ export function blobRoutes(app: FastifyInstance, broker: Broker, blobs: BlobStor
       throw new HttpError(415, 'bad_content_type', 'upload blobs with Content-Type: application/octet-stream');
     }
     const { size } = await blobs.put(sha, data, maxBlobBytes);
-    broker.recordBlob(sha, size, accountId);
+    await broker.recordBlob(sha, size, accountId);
     return { sha256: sha, size };
   };
 
@@ -53,19 +54,19 @@ export function blobRoutes(app: FastifyInstance, broker: Broker, blobs: BlobStor
   // A worker uploads a job's artifacts here; the blob then belongs to the job's account.
   app.put('/v1/jobs/:id/blobs/:sha', { onRequest: requireAuth(broker, 'worker') }, async (req, reply) => {
     const { id, sha } = parse(JobShaParams, req.params, 'artifact upload');
-    const job = broker.workerJob(principal(req).accountId, id);
+    const job = await broker.workerJob(principal(req).accountId, id);
     if (!body(req.body)) throw new HttpError(415, 'bad_content_type', 'upload blobs with Content-Type: application/octet-stream');
     const { size } = await blobs.put(sha, req.body, maxBlobBytes);
     // Recorded per job: only bytes uploaded for this job may become its artifacts.
-    broker.recordJobUpload(job, sha, size);
+    await broker.recordJobUpload(job, sha, size);
     reply.code(201);
     return { sha256: sha, size };
   });
 
   app.get('/v1/blobs/:sha', { onRequest: requireAuth(broker, 'any') }, async (req, reply) => {
     const { sha } = parse(ShaParams, req.params, 'blob hash');
-    const size = broker.blobSize(sha);
-    if (size === undefined || !mayRead(principal(req), sha) || !blobs.exists(sha)) throw new HttpError(404, 'not_found', `no blob ${sha}`);
+    const size = await broker.blobSize(sha);
+    if (size === undefined || !(await mayRead(principal(req), sha)) || !blobs.exists(sha)) throw new HttpError(404, 'not_found', `no blob ${sha}`);
     return sendRange(reply, blobs, sha, size, req.headers.range);
   });
 }

@@ -1,0 +1,34 @@
+// Which database the broker tests run on. Unset: SQLite in each test's data dir (the default).
+// HEARTH_TEST_DATABASE=postgres://user@host:port/db: PostgreSQL, where each broker a test starts
+// gets a database of its own (CREATE DATABASE), so tests never see each other's rows.
+import { randomBytes } from 'node:crypto';
+import postgres from 'postgres';
+
+export const TEST_DATABASE = process.env.HEARTH_TEST_DATABASE || undefined;
+
+/** A fresh, empty database URL for one broker, or undefined on SQLite. */
+export async function freshDatabase(): Promise<string | undefined> {
+  if (!TEST_DATABASE) return undefined;
+  const name = `hearth_t_${Date.now().toString(36)}_${randomBytes(4).toString('hex')}`;
+  const admin = postgres(TEST_DATABASE, { max: 1, onnotice: () => {} });
+  try {
+    await admin.unsafe(`CREATE DATABASE ${name}`);
+  } finally {
+    await admin.end({ timeout: 1 });
+  }
+  const u = new URL(TEST_DATABASE);
+  u.pathname = `/${name}`;
+  return u.toString();
+}
+
+/** The broker options that pick the test's backend: `{ database }` on PostgreSQL, nothing on SQLite. */
+export async function backendOptions(): Promise<{ database?: string }> {
+  const database = await freshDatabase();
+  return database ? { database } : {};
+}
+
+/** The flags `hearth broker` takes for the test's backend. */
+export async function backendFlags(): Promise<string[]> {
+  const database = await freshDatabase();
+  return database ? ['--database', database] : [];
+}
