@@ -27,8 +27,19 @@ export async function backendOptions(): Promise<{ database?: string }> {
   return database ? { database } : {};
 }
 
-/** The flags `hearth broker` takes for the test's backend. */
-export async function backendFlags(): Promise<string[]> {
-  const database = await freshDatabase();
+// One database per data dir: a broker restarted on the same data dir finds its rows again.
+const byDataDir = new Map<string, Promise<string | undefined>>();
+
+/** Like backendOptions, but the same database each time for one data dir. */
+export async function backendFor(dataDir: string): Promise<{ database?: string }> {
+  let p = byDataDir.get(dataDir);
+  if (!p) byDataDir.set(dataDir, (p = freshDatabase()));
+  const database = await p;
+  return database ? { database } : {};
+}
+
+/** The flags `hearth broker` takes for the test's backend, the same database each time for one data dir. */
+export async function backendFlagsFor(dataDir: string): Promise<string[]> {
+  const { database } = await backendFor(dataDir);
   return database ? ['--database', database] : [];
 }
