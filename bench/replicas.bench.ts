@@ -17,7 +17,7 @@ import { join, resolve } from 'node:path';
 import postgres from 'postgres';
 import WebSocket from 'ws';
 import { openPostgresStore } from '../src/broker/store/postgres/index';
-import { PROTOCOL_VERSION } from '../src/shared/protocol';
+import { JobSpec, PROTOCOL_VERSION } from '../src/shared/protocol';
 
 const LOAD_S = Number(process.argv[2] ?? process.env.HEARTH_BENCH_LOAD_S ?? 60);
 const REPO = resolve(__dirname, '..');
@@ -38,11 +38,12 @@ async function startReplica(dataDir: string, database?: string): Promise<Replica
   return new Promise((res, rej) => {
     const on = (c: Buffer) => {
       out += c.toString();
+      if (process.env.HEARTH_BENCH_DEBUG) for (const l of c.toString().split('\n')) if (/"level":(50|40)/.test(l)) console.error(l.slice(0, 1500));
       const m = /broker listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(out);
       if (m) res({ proc, url: m[1]! });
     };
     proc.stderr!.on('data', on);
-    proc.stdout!.on('data', () => {});
+    proc.stdout!.on('data', on);
     proc.once('exit', () => rej(new Error(`broker exited: ${out.slice(-2000)}`)));
   });
 }
@@ -96,7 +97,11 @@ class Sock {
           this.jobs.push(msg.job.jobId);
           this.ws.send(JSON.stringify({ type: 'job-accepted', jobId: msg.job.jobId }));
           for (const w of this.waiters.splice(0)) w();
-        } else if (msg.type === 'nack') throw new Error(`nack: ${m.toString()}`);
+        } else if (msg.type === 'nack') {
+          // Counted: the real worker would send again after retryMs; this one does not.
+          nacks.count++;
+          nacks.first ??= m.toString();
+        }
       });
     });
     this.ws.send(JSON.stringify({ type: 'hello', protocol: PROTOCOL_VERSION, name, hostname: 'bench', version: '0', gpus: [{ index: 0, uuid: `u-${name}`, name: 'Bench GPU', memoryTotalMiB: 1, isGpu: true }], pricePerHour: 0, jobs: [] }));
@@ -160,6 +165,7 @@ const p99 = (xs: number[]) => {
   return s.length ? s[Math.min(s.length - 1, Math.floor(s.length * 0.99))]! : NaN;
 };
 
+const nacks: { count: number; first?: string } = { count: 0 };
 const PAD = 'epoch 3 step 1200 loss 0.1234 lr 3e-4 '.repeat(6);
 
 /** Part 1 on the given replicas: 20 workers stream `perJob` events each, 200 followers read them. */
@@ -225,7 +231,8 @@ async function main(): Promise<void> {
   let cluster: string | undefined;
   let adminUrl = process.env.HEARTH_BENCH_DATABASE;
   if (!adminUrl) {
-    cluster = join(root, 'pg');
+    // Under the repository's .test-tmp: the cluster runs as the `postgres` user, who cannot enter a 0700 temp dir of root's.
+    cluster = join(REPO, '.test-tmp', 'bench-pg');
     const r = spawnSync('bash', [join(REPO, 'scripts', 'postgres-test.sh'), 'start', cluster, process.env.HEARTH_BENCH_PG_PORT ?? '55401'], { encoding: 'utf8' });
     if (r.status !== 0) throw new Error(`could not start PostgreSQL: ${r.stderr}`);
     adminUrl = r.stdout.trim();
@@ -271,7 +278,10 @@ async function main(): Promise<void> {
     await load([la, lb], loadDir, loadDb);
   } finally {
     for (const r of running) await stop(r.proc).catch(() => {});
-    if (cluster) spawnSync('bash', [join(REPO, 'scripts', 'postgres-test.sh'), 'stop', cluster]);
+    if (cluster) {
+      spawnSync('bash', [join(REPO, 'scripts', 'postgres-test.sh'), 'stop', cluster]);
+      rmSync(cluster, { recursive: true, force: true });
+    }
     rmSync(root, { recursive: true, force: true });
   }
 }
@@ -298,12 +308,13 @@ async function load(replicas: Replica[], dataDir: string, database: string): Pro
   const store = await openPostgresStore(database);
   const jobs: string[] = [];
   const now = Date.now();
+  const spec = JSON.stringify(JobSpec.parse({ entry: 'x.py', manifest: { files: [] } }));
   for (let i = 0; i < N; i++) {
     const w = socks[i]!.workerId;
     const leaseId = `lease_load${String(i).padStart(8, '0')}`;
     const jobId = `job_load${String(i).padStart(8, '0')}`;
     await store.leases.insert({ id: leaseId, account_id: me.accountId, worker_id: w, gpu_model: 'Bench GPU', gpu_indices: '[0]', count: 1, price_per_hour: 0, created_at: now, expires_at: now + 3_600_000 });
-    await store.jobs.insert({ id: jobId, account_id: me.accountId, lease_id: leaseId, worker_id: w, entry: 'x.py', kind: 'job', created_at: now }, '{}', []);
+    await store.jobs.insert({ id: jobId, account_id: me.accountId, lease_id: leaseId, worker_id: w, entry: 'x.py', kind: 'job', created_at: now }, spec, []);
     jobs.push(jobId);
   }
   await store.close();
@@ -334,7 +345,7 @@ async function load(replicas: Replica[], dataDir: string, database: string): Pro
   const total = sent.reduce((a, b) => a + b, 0);
   const acked = socks.reduce((a, s, i) => a + s.acks(jobs[i]!), 0);
   const followedOk = results.every((r, f) => r.ok && r.logs.length === sent[f]! - 1 && r.logs.every((x, i) => x === i + 1));
-  console.log(`   events sent ${total.toLocaleString('en')}, acked ${acked.toLocaleString('en')} (lost: ${total - acked})`);
+  console.log(`   events sent ${total.toLocaleString('en')}, acked ${acked.toLocaleString('en')} (lost: ${total - acked}); refused by the broker (nack): ${nacks.count}${nacks.first ? `, e.g. ${nacks.first}` : ''}`);
   console.log(`   followers: ${results.length}, every event once and in order: ${followedOk}; p99 delivery ${p99(latencies)} ms over ${latencies.length.toLocaleString('en')} deliveries`);
   console.log(`   replica memory: ${mem.map((m, i) => `${'AB'[i]} ${m.rss} MiB (peak ${m.peak})`).join(', ')}`);
 }

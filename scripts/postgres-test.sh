@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A private PostgreSQL cluster for the tests: `start` prints its admin URL, `stop` stops it.
 # Installs Debian's postgresql when no initdb is present. The cluster lives in DIR (default
-# .test-tmp/pg) and listens on 127.0.0.1:PORT only (default 55400). initdb refuses root, so as
+# .test-tmp/pg; its parent must be enterable by the `postgres` user) and listens on 127.0.0.1:PORT
+# only (default 55400). initdb refuses root, so as
 # root the cluster runs as the `postgres` user. synchronous_commit=off is what the SQLite broker does
 # too (WAL, synchronous=NORMAL): a power cut may lose the last commits, a killed process none.
 #   bash scripts/postgres-test.sh start [DIR] [PORT]   ->  postgres://postgres@127.0.0.1:PORT/postgres

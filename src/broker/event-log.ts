@@ -35,6 +35,8 @@ type RawRow = RawEventRow;
 
 /** Bytes of recent rows kept per open job, so live followers need not read back what was just written. */
 const TAIL_BYTES = 8 << 20;
+/** Jobs whose tails a replica keeps at most. */
+const MAX_TAILS = 2000;
 
 export class EventLog {
   private readonly bus = new EventEmitter();
@@ -137,9 +139,19 @@ export class EventLog {
     return this.stalls.get(jobId);
   }
 
+  /** The job's log was read to its end: its tail is no longer needed here. */
+  forgetTail(jobId: string): void {
+    this.tails.delete(jobId);
+  }
+
   private remember(jobId: string, row: RawRow): void {
     let t = this.tails.get(jobId);
-    if (!t) this.tails.set(jobId, (t = { rows: [], bytes: 0 }));
+    if (!t) {
+      // Tails of jobs that ended on another replica are not dropped by an append here: keep the
+      // most recently started MAX_TAILS.
+      if (this.tails.size >= MAX_TAILS) this.tails.delete(this.tails.keys().next().value!);
+      this.tails.set(jobId, (t = { rows: [], bytes: 0 }));
+    }
     // A gap (rows another replica appended, or a tail dropped earlier) starts a fresh tail.
     if (t.rows.length && t.rows[t.rows.length - 1]!.seq !== row.seq - 1) {
       t.rows = [];
@@ -169,10 +181,18 @@ export class EventLog {
     const last = tail?.rows[tail.rows.length - 1];
     // The tail serves only when it holds the very next row: rows after it may have been appended
     // by another replica, and are read from the database.
-    const source: Iterable<RawRow> =
-      tail && first && last && first.seq <= afterSeq + 1 && last.seq >= afterSeq + 1
-        ? tail.rows.slice(afterSeq + 1 - first.seq, afterSeq + 1 - first.seq + limit)
-        : await this.store.events.read(jobId, afterSeq, limit);
+    let source: Iterable<RawRow>;
+    if (tail && first && last && first.seq <= afterSeq + 1 && last.seq >= afterSeq + 1) {
+      source = tail.rows.slice(afterSeq + 1 - first.seq, afterSeq + 1 - first.seq + limit);
+    } else {
+      const rows = await this.store.events.read(jobId, afterSeq, limit);
+      // Rows another replica appended extend this replica's tail, so the job's other followers
+      // here need not read them again (rows never change once stored).
+      if (this.store.kind === 'postgres' && rows.length && (!last || rows[0]!.seq === last.seq + 1)) {
+        for (const r of rows) this.remember(jobId, r);
+      }
+      source = rows;
+    }
     for (const r of source) {
       out.push(r);
       bytes += r.body.length;

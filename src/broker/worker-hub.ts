@@ -38,6 +38,8 @@ const STORAGE_RETRY_MS = 1000;
 
 export class WorkerHub implements WorkerLink {
   private readonly conns = new Map<string, Conn>();
+  /** set by closeAll: the store closes next, so sockets closing now record nothing */
+  private closing = false;
 
   constructor(
     private readonly broker: Broker,
@@ -159,7 +161,7 @@ export class WorkerHub implements WorkerLink {
         const c = conn;
         this.conns.delete(c.workerId);
         // Last seen when last heard from, not now: a frozen worker is cut off only later.
-        void queue
+        if (!this.closing) void queue
           .then(async () => {
             await this.broker.touchWorker(c.workerId, c.lastHeard);
             if (!this.conns.has(c.workerId)) await this.store.workers.clearReplica(c.workerId, this.store.replicaId);
@@ -352,6 +354,7 @@ export class WorkerHub implements WorkerLink {
   }
 
   closeAll(): void {
+    this.closing = true;
     for (const c of this.conns.values()) c.socket.close(1001, 'broker shutting down');
     this.conns.clear();
   }

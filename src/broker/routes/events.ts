@@ -49,6 +49,7 @@ export function eventRoutes(app: FastifyInstance, broker: Broker, shutdown: Abor
         const job = (await broker.events.job(id))!;
         if (isTerminal(job.status) && last >= job.last_seq) {
           res.write(JSON.stringify({ kind: 'end', lastSeq: job.last_seq, status: job.status }) + '\n');
+          broker.events.forgetTail(id);
           break;
         }
         if (!follow) break;

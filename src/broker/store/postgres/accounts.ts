@@ -1,6 +1,6 @@
 import type { AccountsRepo } from '../accounts-repo';
 import type { AuthRow, NewToken, TokenRow } from '../rows';
-import type { Q, Sql } from './sql';
+import { transaction, type Q, type Sql } from './sql';
 
 export class PgAccounts implements AccountsRepo {
   constructor(private readonly sql: Sql) {}
@@ -16,7 +16,7 @@ export class PgAccounts implements AccountsRepo {
   }
 
   async create(a: { id: string; name: string; isAdmin: boolean; createdAt: number }, t: NewToken): Promise<void> {
-    await this.sql.begin(async (tx) => {
+    await transaction(this.sql, async (tx) => {
       await tx`INSERT INTO accounts (id, name, is_admin, created_at) VALUES (${a.id}, ${a.name}, ${a.isAdmin ? 1 : 0}, ${a.createdAt})`;
       await insertToken(tx, t);
     });

@@ -1,6 +1,6 @@
 import type { Artifact } from '../../../shared/protocol';
 import type { BlobRefsRepo } from '../blob-refs-repo';
-import type { Q, Sql } from './sql';
+import { transaction, type Q, type Sql } from './sql';
 
 export class PgBlobRefs implements BlobRefsRepo {
   constructor(private readonly sql: Sql) {}
@@ -26,7 +26,7 @@ export class PgBlobRefs implements BlobRefsRepo {
   }
 
   async record(sha: string, size: number, accountId: string, at: number): Promise<void> {
-    await this.sql.begin((tx) => record(tx, sha, size, accountId, at));
+    await transaction(this.sql, (tx) => record(tx, sha, size, accountId, at));
   }
 
   async size(sha: string): Promise<number | undefined> {
@@ -35,7 +35,7 @@ export class PgBlobRefs implements BlobRefsRepo {
   }
 
   async recordJobUpload(jobId: string, accountId: string, sha: string, size: number, at: number): Promise<void> {
-    await this.sql.begin(async (tx) => {
+    await transaction(this.sql, async (tx) => {
       await record(tx, sha, size, accountId, at);
       await tx`INSERT INTO job_uploads (job_id, sha256) VALUES (${jobId}, ${sha}) ON CONFLICT DO NOTHING`;
     });
@@ -47,7 +47,7 @@ export class PgBlobRefs implements BlobRefsRepo {
   }
 
   async recordArtifact(jobId: string, accountId: string, a: Artifact): Promise<void> {
-    await this.sql.begin(async (tx) => {
+    await transaction(this.sql, async (tx) => {
       await tx`INSERT INTO artifacts (job_id, path, sha256, size) VALUES (${jobId}, ${a.path}, ${a.sha256}, ${a.size})
         ON CONFLICT (job_id, path) DO UPDATE SET sha256 = EXCLUDED.sha256, size = EXCLUDED.size`;
       await tx`INSERT INTO blob_refs (sha256, account_id) VALUES (${a.sha256}, ${accountId}) ON CONFLICT DO NOTHING`;

@@ -1,6 +1,6 @@
 import type { AppendPlan, EventsRepo, JobHead } from '../events-repo';
 import type { JobRow, RawEventRow } from '../rows';
-import type { Sql } from './sql';
+import { transaction, type Sql } from './sql';
 
 /** The channel every replica LISTENs on; a notification is `<jobId> <seq>`. */
 export const EVENTS_CHANNEL = 'hearth_events';
@@ -13,20 +13,23 @@ export class PgEvents implements EventsRepo {
   // NOTIFY is part of the transaction: PostgreSQL delivers it only if, and after, it commits, and
   // in commit order.
   async append<R>(jobId: string, decide: (head: JobHead) => AppendPlan<R>): Promise<{ result: R; ended?: JobRow }> {
-    return this.sql.begin(async (tx) => {
+    return transaction(this.sql, async (tx) => {
       const [head] = await tx<JobHead[]>`SELECT status, last_seq, last_wseq, event_bytes FROM jobs WHERE id = ${jobId} FOR UPDATE`;
       if (!head) throw new Error(`no job ${jobId}`);
       const plan = decide(head);
       const b = plan.bump;
       if (plan.insert && b) {
         const e = plan.insert;
+        // One round trip: the row, the job's counters and the notification.
         await tx`
-          WITH ins AS (INSERT INTO events (job_id, seq, ts, body) VALUES (${jobId}, ${e.seq}, ${e.ts}, ${e.body}))
-          UPDATE jobs SET last_seq = ${b.lastSeq}, last_wseq = GREATEST(last_wseq, ${b.wseq}), event_bytes = event_bytes + ${b.addBytes},
-            status = CASE WHEN ${plan.running ?? null}::bigint IS NOT NULL THEN 'running' ELSE status END,
-            started_at = CASE WHEN ${plan.running ?? null}::bigint IS NOT NULL THEN COALESCE(started_at, ${plan.running ?? null}::bigint) ELSE started_at END
-          WHERE id = ${jobId}`;
-        await tx`SELECT pg_notify(${EVENTS_CHANNEL}, ${`${jobId} ${e.seq}`})`;
+          WITH ins AS (INSERT INTO events (job_id, seq, ts, body) VALUES (${jobId}, ${e.seq}, ${e.ts}, ${e.body})),
+          upd AS (
+            UPDATE jobs SET last_seq = ${b.lastSeq}, last_wseq = GREATEST(last_wseq, ${b.wseq}), event_bytes = event_bytes + ${b.addBytes},
+              status = CASE WHEN ${plan.running ?? null}::bigint IS NOT NULL THEN 'running' ELSE status END,
+              started_at = CASE WHEN ${plan.running ?? null}::bigint IS NOT NULL THEN COALESCE(started_at, ${plan.running ?? null}::bigint) ELSE started_at END
+            WHERE id = ${jobId} RETURNING 1
+          )
+          SELECT pg_notify(${EVENTS_CHANNEL}, ${`${jobId} ${e.seq}`}) FROM upd`;
       } else if (b) {
         await tx`UPDATE jobs SET last_seq = ${b.lastSeq}, last_wseq = GREATEST(last_wseq, ${b.wseq}), event_bytes = event_bytes + ${b.addBytes} WHERE id = ${jobId}`;
       }

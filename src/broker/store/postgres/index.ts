@@ -13,7 +13,7 @@ import { EVENTS_CHANNEL, PgEvents } from './events';
 import { PgJobs } from './jobs';
 import { PgLeases } from './leases';
 import { PG_MIGRATIONS } from './migrations';
-import { connect, type Sql } from './sql';
+import { connect, disconnect, transaction, type Sql } from './sql';
 import { PgWorkers } from './workers';
 
 const COMMANDS_CHANNEL = 'hearth_commands';
@@ -30,7 +30,7 @@ const Command = z.object({
 });
 
 export async function migratePostgres(sql: Sql): Promise<void> {
-  await sql.begin(async (tx) => {
+  await transaction(sql, async (tx) => {
     await tx`SELECT pg_advisory_xact_lock(${MIGRATE_LOCK})`;
     await tx`CREATE TABLE IF NOT EXISTS hearth_schema (version integer NOT NULL)`;
     const [row] = await tx<{ version: number }[]>`SELECT version FROM hearth_schema`;
@@ -51,7 +51,7 @@ export async function openPostgresStore(url: string): Promise<Store> {
   try {
     await migratePostgres(sql);
   } catch (err) {
-    await sql.end({ timeout: 1 });
+    await disconnect(sql);
     throw err;
   }
   const replicaId = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
@@ -94,7 +94,7 @@ export async function openPostgresStore(url: string): Promise<Store> {
       // The transaction holds the advisory lock while fn runs (on other connections of the pool);
       // the ticks row says when it last ran, so a replica that gets the lock right after another
       // released it does not run the same work again within everyMs.
-      return sql.begin(async (tx) => {
+      return transaction(sql, async (tx) => {
         const [lock] = await tx<{ ok: boolean }[]>`SELECT pg_try_advisory_xact_lock(hashtext(${'hearth:' + name})) AS ok`;
         if (!lock?.ok) return false;
         const now = Date.now();
@@ -110,7 +110,7 @@ export async function openPostgresStore(url: string): Promise<Store> {
     async close() {
       await events.unlisten().catch(() => {});
       await commands.unlisten().catch(() => {});
-      await sql.end({ timeout: 5 });
+      await disconnect(sql);
     },
   };
 }

@@ -1,6 +1,6 @@
 import type { JobsRepo, NewJob } from '../jobs-repo';
 import type { JobRow } from '../rows';
-import type { Sql } from './sql';
+import { transaction, type Sql } from './sql';
 
 export class PgJobs implements JobsRepo {
   constructor(private readonly sql: Sql) {}
@@ -11,7 +11,7 @@ export class PgJobs implements JobsRepo {
   }
 
   async insert(j: NewJob, spec: string, hashes: string[]): Promise<void> {
-    await this.sql.begin(async (tx) => {
+    await transaction(this.sql, async (tx) => {
       await tx`INSERT INTO jobs (id, account_id, lease_id, worker_id, entry, kind, status, created_at, dispatched_at)
         VALUES (${j.id}, ${j.account_id}, ${j.lease_id}, ${j.worker_id}, ${j.entry}, ${j.kind}, 'queued', ${j.created_at}, NULL)`;
       await tx`INSERT INTO job_specs (job_id, spec) VALUES (${j.id}, ${spec})`;
@@ -58,7 +58,7 @@ export class PgJobs implements JobsRepo {
   async claimTurn(leaseId: string, now: number): Promise<{ holder?: string; claimed?: JobRow }> {
     // The lease's row is the turn's lock: two replicas ending and submitting jobs on one lease at
     // once take turns here, so only one job is ever dispatched on it.
-    return this.sql.begin(async (tx): Promise<{ holder?: string; claimed?: JobRow }> => {
+    return transaction(this.sql, async (tx): Promise<{ holder?: string; claimed?: JobRow }> => {
       const [lease] = await tx<{ status: string }[]>`SELECT status FROM leases WHERE id = ${leaseId} FOR UPDATE`;
       if (lease?.status !== 'active') return {};
       const [holder] = await tx<{ id: string }[]>`
