@@ -47,6 +47,20 @@ export class EventLog {
   /** jobs whose events cannot be stored right now, and why: followers are told, in memory only */
   private readonly stalls = new Map<string, string>();
 
+  /**
+   * PostgreSQL only: the last seq each job's notifications announced, so a follower that has read
+   * up to it waits without asking the database again. A notification missed (the LISTEN connection
+   * dropped) only delays a follower until its next ping, when it reads again.
+   */
+  private readonly latest = new Map<string, number>();
+
+  private noteLatest(jobId: string, seq: number): void {
+    if (seq <= (this.latest.get(jobId) ?? 0)) return;
+    this.latest.delete(jobId);
+    if (this.latest.size >= MAX_TAILS * 10) this.latest.delete(this.latest.keys().next().value!);
+    this.latest.set(jobId, seq);
+  }
+
   /** Called once when a job's output first passes the cap (the broker stops the job). */
   onCapped: (job: JobRow) => Promise<void> = async () => {};
 
@@ -57,7 +71,10 @@ export class EventLog {
   ) {
     this.bus.setMaxListeners(0);
     // Commits of every replica (this one's too) wake this replica's followers.
-    store.onEvent((jobId, seq) => this.bus.emit(jobId, seq));
+    store.onEvent((jobId, seq) => {
+      if (store.kind === 'postgres') this.noteLatest(jobId, seq);
+      this.bus.emit(jobId, seq);
+    });
   }
 
   /** Called after a job's terminal status is committed (the broker starts the lease's next job). */
@@ -184,6 +201,9 @@ export class EventLog {
     let source: Iterable<RawRow>;
     if (tail && first && last && first.seq <= afterSeq + 1 && last.seq >= afterSeq + 1) {
       source = tail.rows.slice(afterSeq + 1 - first.seq, afterSeq + 1 - first.seq + limit);
+    } else if ((this.latest.get(jobId) ?? Infinity) <= afterSeq) {
+      // Nothing after afterSeq was announced: no need to ask.
+      source = [];
     } else {
       const rows = await this.store.events.read(jobId, afterSeq, limit);
       // Rows another replica appended extend this replica's tail, so the job's other followers
@@ -226,6 +246,11 @@ export class EventLog {
       this.bus.on(jobId, onEvent);
       signal.addEventListener('abort', done, { once: true });
       if (signal.aborted) return done();
+      const known = this.latest.get(jobId);
+      if (known !== undefined) {
+        if (known > afterSeq) done();
+        return;
+      }
       this.store.jobs.get(jobId).then(
         (job) => {
           if (!job || job.last_seq > afterSeq) done();
