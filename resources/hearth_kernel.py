@@ -49,6 +49,20 @@ def log(msg):
     sys.stderr.flush()
 
 
+
+def this_interpreter():
+    """A kernelspec manager whose one kernel is this interpreter. jupyter_client ignores
+    KernelManager.kernel_cmd when a "python3" kernelspec is installed (Debian ships one naming
+    /usr/bin/python3), which would run the kernel outside the session's environment."""
+    from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
+
+    class ThisInterpreter(KernelSpecManager):
+        def get_kernel_spec(self, kernel_name):
+            argv = [sys.executable, "-Xfrozen_modules=off", "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+            return KernelSpec(argv=argv, display_name="Python 3", language="python", resource_dir="")
+
+    return ThisInterpreter()
+
 class Session:
     def __init__(self, idle_minutes):
         self.idle_s = idle_minutes * 60
@@ -72,9 +86,9 @@ class Session:
         from jupyter_client.manager import KernelManager
 
         self.set_state("starting")
-        km = KernelManager(kernel_name="python3")
-        # ipykernel's native kernel: this very interpreter, whatever kernelspecs are installed.
-        km.kernel_cmd = [sys.executable, "-Xfrozen_modules=off", "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+        # ipykernel's native kernel: this very interpreter (a venv's python as itself), whatever
+        # kernelspecs are installed.
+        km = KernelManager(kernel_name="python3", kernel_spec_manager=this_interpreter())
         km.start_kernel(cwd=os.getcwd(), stdout=sys.stderr, stderr=sys.stderr)
         kc = km.client()
         kc.start_channels()

@@ -83,6 +83,20 @@ def cell_id(index):
     return f"cell_{index:08d}"
 
 
+
+def this_interpreter():
+    """A kernelspec manager whose one kernel is this interpreter. jupyter_client ignores
+    KernelManager.kernel_cmd when a "python3" kernelspec is installed (Debian ships one naming
+    /usr/bin/python3), which would run the kernel outside the session's environment."""
+    from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
+
+    class ThisInterpreter(KernelSpecManager):
+        def get_kernel_spec(self, kernel_name):
+            argv = [sys.executable, "-Xfrozen_modules=off", "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+            return KernelSpec(argv=argv, display_name="Python 3", language="python", resource_dir="")
+
+    return ThisInterpreter()
+
 class Runner:
     def __init__(self, nb_path, allow_errors, cell_timeout, events=False):
         self.events = events
@@ -103,9 +117,9 @@ class Runner:
         os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
         from jupyter_client.manager import KernelManager
 
-        # ipykernel's native kernel: this very interpreter, whatever kernelspecs are installed.
-        self.km = KernelManager(kernel_name="python3")
-        self.km.kernel_cmd = [sys.executable, "-Xfrozen_modules=off", "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+        # ipykernel's native kernel: this very interpreter (a venv's python as itself), whatever
+        # kernelspecs are installed.
+        self.km = KernelManager(kernel_name="python3", kernel_spec_manager=this_interpreter())
         # The kernel process's own output (os.write(1, …), C libraries) goes to stderr, the job's
         # log: stdout carries the events and must hold nothing else.
         self.km.start_kernel(cwd=os.path.dirname(os.path.abspath(self.nb_path)) or ".", stdout=sys.stderr, stderr=sys.stderr)

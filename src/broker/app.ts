@@ -13,8 +13,12 @@ import { registerJsonParser } from './json-body';
 import { apiRoutes } from './routes/api';
 import { blobRoutes } from './routes/blobs';
 import { eventRoutes } from './routes/events';
+import { secretRoutes } from './routes/secrets';
 import { workerSocketRoute } from './routes/worker-socket';
-import { BlobStore } from './store/blob-store';
+import { loadSecretsKey } from './secret-box';
+import { Secrets } from './secrets';
+import { Spend } from './spend';
+import { openBlobStore } from './store/open-blob-store';
 import { openStore } from './store/store';
 import { WorkerHub } from './worker-hub';
 
@@ -32,6 +36,12 @@ export const BrokerOptions = z.object({
   /** an upload that brings fewer than uploadMinBytes in this long is cut and its temp file removed */
   uploadStallMs: z.number().int().positive().default(30_000),
   uploadMinBytes: z.number().int().min(1).default(16 * 1024),
+  /** how often leases are checked against their cost caps, their account's limit and their idle release */
+  meterMs: z.number().int().positive().default(1000),
+  /** the operator's secrets key (32 bytes, hex or base64); else HEARTH_SECRETS_KEY, else <dataDir>/secrets.key */
+  secretsKeyFile: z.string().min(1).optional(),
+  /** where blob bytes live: `folder` (<dataDir>/blobs) or `s3://bucket?endpoint=…` (see open-blob-store.ts) */
+  blobs: z.string().default('folder'),
 });
 export type BrokerOptions = z.input<typeof BrokerOptions>;
 
@@ -49,7 +59,7 @@ function makePrivate(dataDir: string): void {
   // SQLite gives its -wal and -shm files the mode of the database file, so that is set first.
   closeSync(openSync(db, 'a', 0o600));
   for (const f of readdirSync(dataDir)) {
-    if (f.startsWith('broker.db') || f === 'admin-token' || f === 'worker-token' || f === 'config.json') chmodSync(join(dataDir, f), 0o600);
+    if (f.startsWith('broker.db') || f === 'admin-token' || f === 'worker-token' || f === 'config.json' || f === 'secrets.key') chmodSync(join(dataDir, f), 0o600);
   }
 }
 
@@ -91,15 +101,29 @@ export async function buildBroker(options: BrokerOptions, logger: FastifyServerO
   const opts = BrokerOptions.parse(options);
   makePrivate(opts.dataDir);
   const store = await openStore({ dataDir: opts.dataDir, database: opts.database });
-  const blobs = new BlobStore(join(opts.dataDir, 'blobs'), { stallMs: opts.uploadStallMs, minBytes: opts.uploadMinBytes });
-  const broker = new Broker(store, { maxJobEventBytes: opts.maxJobEventBytes });
+  let blobs: Awaited<ReturnType<typeof openBlobStore>>;
+  let secrets: Secrets;
   let adminToken: string | undefined;
+  const broker = new Broker(store, { maxJobEventBytes: opts.maxJobEventBytes });
   try {
-    adminToken = await broker.bootstrapAdmin();
+    blobs = await openBlobStore(opts.blobs, opts.dataDir, { stallMs: opts.uploadStallMs, minBytes: opts.uploadMinBytes });
+    try {
+      const key = loadSecretsKey({ dataDir: opts.dataDir, keyFile: opts.secretsKeyFile });
+      secrets = await Secrets.open(store.secrets, key.key, key.source);
+      adminToken = await broker.bootstrapAdmin();
+    } catch (err) {
+      blobs.close?.();
+      throw err;
+    }
   } catch (err) {
     await store.close();
     throw err;
   }
+  const onEnded = broker.events.onEnded;
+  broker.events.onEnded = async (job) => {
+    secrets.forget(job.id);
+    await onEnded(job);
+  };
 
   const app = Fastify({
     logger,
@@ -137,10 +161,12 @@ export async function buildBroker(options: BrokerOptions, logger: FastifyServerO
   const shutdown = new AbortController();
   // Every open follower listens for shutdown; dozens are normal, not a leak.
   setMaxListeners(0, shutdown.signal);
-  const hub = new WorkerHub(broker, app.log, opts.heartbeatMs, opts.lostAfterMs);
+  const hub = new WorkerHub(broker, app.log, opts.heartbeatMs, opts.lostAfterMs, secrets);
   await app.register(websocket, { options: { maxPayload: 16 * 1024 * 1024 } });
-  apiRoutes(app, broker, opts.version);
+  const spend = new Spend(broker, store.spend);
+  apiRoutes(app, broker, spend, opts.version);
   blobRoutes(app, broker, blobs, opts.maxBlobBytes);
+  secretRoutes(app, broker, secrets);
   eventRoutes(app, broker, shutdown.signal, opts.pingMs);
   const workerSockets = workerSocketRoute(app, broker, hub);
 
@@ -164,6 +190,17 @@ export async function buildBroker(options: BrokerOptions, logger: FastifyServerO
       .finally(() => (ticking = false));
   }, 1000);
   timer.unref();
+  // Metering is shared work too: one replica a period checks every lease (store.runExclusive).
+  let metering = false;
+  const meter = setInterval(() => {
+    if (metering) return;
+    metering = true;
+    store
+      .runExclusive('meter', Math.max(1, Math.floor(opts.meterMs * 0.9)), () => spend.tick())
+      .catch((err: unknown) => app.log.error({ err }, 'metering failed'))
+      .finally(() => (metering = false));
+  }, opts.meterMs);
+  meter.unref();
 
   let closed = false;
   return {
@@ -174,12 +211,14 @@ export async function buildBroker(options: BrokerOptions, logger: FastifyServerO
       if (closed) return;
       closed = true;
       clearInterval(timer);
+      clearInterval(meter);
       shutdown.abort();
       hub.closeAll();
       await app.close();
       // A tick in progress finishes before the store closes under it.
-      while (ticking) await new Promise((r) => setTimeout(r, 20));
+      while (ticking || metering) await new Promise((r) => setTimeout(r, 20));
       await store.close();
+      blobs.close?.();
     },
   };
 }

@@ -110,6 +110,16 @@ export class Broker {
     return this.leaseService.expireLeases(now);
   }
 
+  /** Any account's lease as metered now (for the spend controls, which watch every account). */
+  leaseById(id: string): Promise<Lease | undefined> {
+    return this.leaseService.leaseById(id);
+  }
+
+  /** Ends an active lease now on the broker's own account (a cap, a limit, idleness); its jobs stop with `jobReason`. */
+  endActiveLease(id: string, jobReason: string, at = Date.now()): Promise<boolean> {
+    return this.leaseService.endActiveLease(id, jobReason, at);
+  }
+
   // ---------- jobs ----------
 
   toJob(r: JobRow): Job {
@@ -186,6 +196,11 @@ export class Broker {
 
   recordBlob(sha: string, size: number, accountId: string): Promise<void> {
     return this.store.blobRefs.record(sha, size, accountId, Date.now());
+  }
+
+  /** recordBlob for many blobs in one transaction (one commit, not one per small file). */
+  recordBlobs(blobs: { sha256: string; size: number }[], accountId: string): Promise<void> {
+    return this.store.blobRefs.recordMany(blobs, accountId, Date.now());
   }
 
   blobSize(sha: string): Promise<number | undefined> {

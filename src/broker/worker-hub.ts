@@ -4,6 +4,7 @@
 // With several replicas a worker's socket lives on one of them: what another replica wants sent
 // to it (a job, a cancel, a kernel request) comes as a store command to the replica holding it.
 import type { FastifyBaseLogger } from 'fastify';
+import { createHash } from 'node:crypto';
 import type { RawData, WebSocket } from 'ws';
 import { z } from 'zod';
 import {
@@ -19,6 +20,7 @@ import {
 } from '../shared/protocol';
 import { ArtifactRefused, type Broker, type Principal, type WorkerLink } from './broker';
 import type { JobRow } from './event-log';
+import type { Secrets } from './secrets';
 import type { WorkerCommand } from './store/store';
 
 interface Conn {
@@ -47,6 +49,8 @@ export class WorkerHub implements WorkerLink {
     private readonly heartbeatMs: number,
     /** a running job whose worker stays away this long is marked lost */
     private readonly lostAfterMs: number,
+    /** the renters' secrets: sent with each dispatch, masked out of each event */
+    private readonly secrets?: Secrets,
   ) {
     broker.link = this;
     broker.store.onCommand((cmd) => {
@@ -112,6 +116,10 @@ export class WorkerHub implements WorkerLink {
       gpuIndices: JSON.parse(lease.gpu_indices) as number[],
       spec: await this.broker.jobSpec(job.id),
       ackedWseq: job.last_wseq,
+      // Read from the database at each dispatch: another replica may have set one a moment ago.
+      secrets: (await this.secrets?.envFor(job)) ?? {},
+      // Opaque to the worker, the same for the account's sessions on it, different on another worker.
+      cacheKey: createHash('sha256').update(`hf-cache\0${job.worker_id}\0${job.account_id}`).digest('hex').slice(0, 32),
     };
     this.send(conn, { type: 'job', job: assignment });
   }
@@ -259,9 +267,16 @@ export class WorkerHub implements WorkerLink {
           body = { type: 'notice', level: 'error', message: err.message };
         }
       }
+      // Secret values are masked here, before anything is stored: the worker is a stranger.
+      const masked = this.secrets && !isTerminal(job.status) && wseq === job.last_wseq + 1 ? this.secrets.prepare(job, body) : undefined;
+      if (masked) {
+        for (const b of masked.before) await this.broker.events.append(jobId, b);
+        body = masked.body;
+      }
       const r = await this.broker.events.append(jobId, body, wseq);
       switch (r.kind) {
         case 'appended':
+          masked?.commit();
           this.broker.events.unstall(jobId);
           this.send(conn, { type: 'ack', jobId, wseq });
           if (body.type === 'status' && isTerminal(body.status)) this.send(conn, { type: 'forget', jobId });

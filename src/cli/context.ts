@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { z } from 'zod';
 import { BrokerClient } from '../client/api';
 import { resolveConnection, resolveDataDir } from '../client/config';
+import { ID_KINDS, idOf, type IdPrefix } from '../shared/protocol';
 
 export interface GlobalFlags {
   broker?: string;
@@ -31,6 +32,13 @@ export function clientFor(cmd: Command): BrokerClient {
 export function flag<T>(name: string, schema: z.ZodType<T, z.ZodTypeDef, unknown>, value: unknown): T {
   const r = schema.safeParse(value);
   if (!r.success) throw new UsageError(`--${name}: ${r.error.issues[0]?.message ?? 'invalid value'} (got ${JSON.stringify(value)})`);
+  return r.data;
+}
+
+/** An id argument of one kind, checked before anything is asked of the broker: one clear message. */
+export function idArg(prefix: IdPrefix, value: string): string {
+  const r = idOf(prefix).safeParse(value);
+  if (!r.success) throw new UsageError(`expected a ${ID_KINDS[prefix]} id like ${prefix}_…, got ${JSON.stringify(value)}`);
   return r.data;
 }
 

@@ -1,93 +1,78 @@
 // `hearth run`, `logs`, `jobs`, `cancel`, `scalars`, `pull`.
 import type { Command } from 'commander';
-import { once } from 'node:events';
 import { existsSync, statSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename, join, relative, resolve, sep } from 'node:path';
 import type { BrokerClient } from '../client/api';
-import { kernelText } from '../shared/kernel-text';
 import { pullArtifacts } from '../client/pull';
-import { submitRun } from '../client/submit-run';
-import { isNotebookEntry, isTerminal, RelPath, scalarTable, type Job, type JobEvent, type Lease, type ScalarPoint } from '../shared/protocol';
-import { clientFor, flag, globals, UsageError } from './context';
+import { runLayout, submitRun } from '../client/submit-run';
+import { isNotebookEntry, isTerminal, RelPath, scalarTable, type JobEvent, type Lease, type ScalarPoint } from '../shared/protocol';
+import { clientFor, flag, globals, idArg, UsageError } from './context';
+import { EXIT, exitCodeOf } from './exit-codes';
+import { followLog, listJobs, logsCommand, runSummary, scriptArgsHint, stdinNote, uploadLine } from './job-output';
 import { ByteProgress, formatBytes, printJson, table } from './output';
+import { leaseLimitFlags } from './leases';
+import { credits } from '../shared/money';
 
-
-export async function write(stream: NodeJS.WriteStream, data: string): Promise<void> {
-  if (!stream.write(data)) await once(stream, 'drain');
-}
 
 /**
  * Picks an active lease of this account with time left, or leases one device for an hour; says on
  * stderr which lease and at what price. `own` is true for a lease taken here, which the caller
  * releases when it is done with it (a renter never pays for an hour they did not ask for).
  */
-export async function pickLease(client: BrokerClient, leaseId: string | undefined, what2: 'run' | 'kernel' = 'run'): Promise<{ id: string; own: boolean; said: string }> {
+export async function pickLease(
+  client: BrokerClient,
+  leaseId: string | undefined,
+  what2: 'run' | 'kernel' = 'run',
+  limits: { maxCost?: number; idleReleaseMinutes?: number } = {},
+): Promise<{ id: string; own: boolean; said: string }> {
+  // A cap is a lease's: with one, the run takes a lease of its own rather than one already held.
+  if (limits.maxCost !== undefined && leaseId) throw new UsageError('--max-cost caps a lease this command takes for itself; it cannot be used with --lease');
   // A lease a kernel session holds is busy until the kernel stops: a run there would only wait.
   const kernels = new Set((await client.jobs()).filter((j) => j.kind === 'kernel' && !isTerminal(j.status)).map((j) => j.leaseId));
   const l = leaseId
-    ? await client.lease(leaseId)
-    : (await client.leases()).find((x) => x.status === 'active' && x.expiresAt - Date.now() > 60_000 && !kernels.has(x.id));
-  const what = (x: Lease) => `${x.count}× ${x.gpuModel} on ${x.workerName} at ${x.pricePerHour} credits/h per device`;
+    ? await client.lease(idArg('lease', leaseId))
+    : limits.maxCost !== undefined
+      ? undefined
+      : (await client.leases()).find((x) => x.status === 'active' && x.expiresAt - Date.now() > 60_000 && !kernels.has(x.id));
+  const what = (x: Lease) => `${x.count}× ${x.gpuModel} on ${x.workerName} at ${x.pricePerHour} credits/h per device${x.maxCost != null ? `, capped at ${credits(x.maxCost)}` : ''}`;
   if (l) return { id: l.id, own: false, said: `hearth: on lease ${l.id} (${what(l)})\n` };
-  const n = await client.createLease({ count: 1, hours: 1 });
+  // Released when the run ends; the idle release covers a CLI killed before it submitted anything.
+  const n = await client.createLease({ count: 1, hours: 1, idleReleaseMinutes: AUTO_LEASE_IDLE_MINUTES, ...limits });
   return { id: n.id, own: true, said: `hearth: leased ${n.id} for this ${what2} (${what(n)}); the broker releases it when the ${what2} ends\n` };
 }
 
-export function exitCodeOf(job: Job): number {
-  switch (job.status) {
-    case 'succeeded':
-      return 0;
-    case 'failed':
-      return job.exitCode && job.exitCode > 0 ? job.exitCode : 1;
-    case 'cancelled':
-      return 130;
-    default:
-      return 1;
-  }
-}
+/** The idle release of a lease `hearth run` or `kernel start` takes for itself. */
+export const AUTO_LEASE_IDLE_MINUTES = 10;
 
-/** Streams a job's log to stdout/stderr; returns the job as it ended (or as it is, without follow). */
-async function followLog(client: BrokerClient, jobId: string, follow: boolean, signal?: AbortSignal): Promise<Job> {
-  let warned = false;
-  for await (const e of client.events(jobId, {
-    follow,
-    signal,
-    onReconnect: (err) => {
-      if (!warned) process.stderr.write(`hearth: lost the broker (${(err as Error).message}); reconnecting…\n`);
-      warned = true;
-    },
-    onStalled: (message) => process.stderr.write(message ? `hearth: warning: ${message}\n` : 'hearth: the broker stores the job\'s output again\n'),
-  })) {
-    warned = false;
-    const b = e.body;
-    if (b.type === 'log') await write(b.stream === 'stdout' ? process.stdout : process.stderr, b.data);
-    else if (b.type === 'kernel') {
-      // A notebook run's cell outputs, as a console shows them.
-      const t = kernelText(b);
-      if (t) await write(t.stream === 'stdout' ? process.stdout : process.stderr, t.data);
-    }
-    else if (b.type === 'notice') await write(process.stderr, `hearth: ${b.level}: ${b.message}\n`);
-    else if (b.type === 'status' && isTerminal(b.status) && b.status !== 'succeeded') {
-      await write(process.stderr, `hearth: job ${b.status}${b.exitCode != null ? ` (exit code ${b.exitCode})` : ''}${b.reason ? `: ${b.reason}` : ''}\n`);
-    }
-  }
-  return client.job(jobId);
+/** `--requirements FILE`: a file inside the uploaded folder, as a path relative to it. */
+export function requirementsFlag(root: string, file: string): string {
+  const abs = resolve(file);
+  if (!existsSync(abs) || !statSync(abs).isFile()) throw new UsageError(`--requirements ${file} is not a file`);
+  const rel = relative(root, abs).split(sep).join('/');
+  if (!RelPath.safeParse(rel).success) throw new UsageError(`--requirements ${file} must be inside ${root}, the folder that is uploaded`);
+  return rel;
 }
 
 export function registerJobCommands(program: Command): void {
   program
     .command('run')
-    .description('run a Python file on a leased GPU: uploads its folder, follows the log, exits with the job\'s exit code')
+    .description('run a Python file on a leased GPU: uploads its project, follows the log, exits with the job\'s exit code')
     .argument('<file>', 'the script to run')
     .argument('[args...]', 'arguments for the script (after --)')
     .option('--lease <id>', 'lease to run on (default: an active one, or a new one)')
+    .option('--workdir <dir>', 'the folder to upload (default: the nearest folder above FILE holding .git, pyproject.toml or .hearthignore, else FILE\'s folder)')
+    .option('--max-cost <credits>', 'lease a device for this run alone, ended (and the run stopped) when its cost reaches this')
     .option('--outputs <glob>', 'files to upload as artifacts when the job ends (repeatable)', (v: string, acc: string[] = []) => [...acc, v])
-    .option('--logdir <dir>', 'TensorBoard log folder, relative to the script\'s folder', 'runs')
+    .option('--logdir <dir>', 'TensorBoard log folder, relative to the uploaded folder (the job\'s working folder)', 'runs')
     .option('--env <NAME=VALUE>', 'environment variable for the job (repeatable)', (v: string, acc: string[] = []) => [...acc, v])
     .option('--detach', 'submit and print the job id without following')
     .option('--allow-errors', 'a notebook: run every cell even after one raises (default: stop at the first error)')
-    .action(async (file: string, args: string[], o: { lease?: string; outputs?: string[]; logdir: string; env?: string[]; detach?: boolean; allowErrors?: boolean }, cmd: Command) => {
+    .option('--requirements <file>', 'packages to install first, a pip requirements file or pyproject.toml inside the uploaded folder (default: its requirements.txt or pyproject.toml)')
+    // Options after FILE that hearth does not know are the script's: said so, not guessed.
+    .allowUnknownOption()
+    .action(async (file: string, args: string[], o: { lease?: string; workdir?: string; maxCost?: string; outputs?: string[]; logdir: string; env?: string[]; detach?: boolean; allowErrors?: boolean; requirements?: string }, cmd: Command) => {
       const g = globals(cmd);
+      scriptArgsHint(file, args, cmd);
       const abs = resolve(file);
       if (!existsSync(abs) || !statSync(abs).isFile()) throw new UsageError(`${file} is not a file`);
       // A notebook runs cell by cell on a fresh kernel (its outputs print as they come, and the
@@ -97,8 +82,14 @@ export function registerJobCommands(program: Command): void {
       if (notebook && args.length) throw new UsageError(`a notebook takes no arguments (got ${args.join(' ')})`);
       if (o.allowErrors && !notebook) throw new UsageError('--allow-errors is for notebooks (.ipynb)');
       if (o.allowErrors) args = ['--allow-errors'];
-      const root = dirname(abs);
+      let layout: { root: string; entry: string };
+      try {
+        layout = runLayout(abs, { workdir: o.workdir });
+      } catch (err) {
+        throw new UsageError((err as Error).message);
+      }
       const logdir = flag('logdir', RelPath, o.logdir.replace(/^\.\//, '').replace(/\/+$/, ''));
+      const requirements = o.requirements === undefined ? undefined : requirementsFlag(layout.root, o.requirements);
       const env: Record<string, string> = {};
       for (const kv of o.env ?? []) {
         const i = kv.indexOf('=');
@@ -106,7 +97,7 @@ export function registerJobCommands(program: Command): void {
         env[kv.slice(0, i)] = kv.slice(i + 1);
       }
       const client = clientFor(cmd);
-      const lease = await pickLease(client, o.lease);
+      const lease = await pickLease(client, o.lease, 'run', leaseLimitFlags(o));
       const leaseId = lease.id;
       // A lease taken for this run ends with it: the broker releases it when the run ends; here
       // only when the run never got submitted.
@@ -114,27 +105,29 @@ export function registerJobCommands(program: Command): void {
         if (lease.own) await client.releaseLease(lease.id).catch((err: Error) => process.stderr.write(`hearth: could not release ${lease.id}: ${err.message}\n`));
       };
       const progress = new ByteProgress('upload');
-      let job: Job;
+      let run: Awaited<ReturnType<typeof submitRun>>;
       try {
-        ({ job } = await submitRun(client, {
-          root,
-          entry: basename(abs),
+        run = await submitRun(client, {
+          root: layout.root,
+          entry: layout.entry,
           leaseId,
           args,
           env,
           ...(o.outputs ? { outputs: o.outputs } : {}),
           logdir,
           releaseLease: lease.own,
+          ...(requirements ? { requirements } : {}),
           onProgress: (p) => p.phase === 'upload' && progress.update(p.doneBytes, p.totalBytes),
-        }));
+        });
         progress.stop();
       } catch (err) {
         progress.stop();
         await releaseOwn();
         throw err;
       }
+      const job = run.job;
       // The job id, alone, is the first line on stderr: scripts read it from there.
-      process.stderr.write(`${job.id}\n${lease.said}`);
+      process.stderr.write(`${job.id}\n${lease.said}${uploadLine(run)}${stdinNote()}`);
       if (o.detach) {
         if (g.json) printJson(job);
         else process.stdout.write(`${job.id}\n`);
@@ -152,13 +145,15 @@ export function registerJobCommands(program: Command): void {
       };
       process.on('SIGINT', onInt);
       try {
-        const end = await followLog(client, job.id, true, detach.signal);
-        if (g.json) printJson(end);
-        process.exitCode = exitCodeOf(end);
+        // With --json, stdout carries only the JSON: the job's own output goes to stderr.
+        const end = await followLog(client, job.id, { follow: true, signal: detach.signal, json: !!g.json });
+        process.exitCode = exitCodeOf(end.ending);
+        process.stderr.write(await runSummary(client, end.job, end.ending, lease.own));
+        if (g.json) printJson(end.job);
       } catch (err) {
         if (detach.signal.aborted) {
           process.stderr.write(`hearth: detached; \`hearth logs ${job.id} --follow\` resumes\n`);
-          process.exitCode = 130;
+          process.exitCode = EXIT.cancelled;
           return;
         }
         throw err;
@@ -169,39 +164,26 @@ export function registerJobCommands(program: Command): void {
 
   program
     .command('logs')
-    .description('print a job\'s log (stdout to stdout, stderr to stderr)')
+    .description('print a job\'s log (stdout to stdout, stderr to stderr); once the job has ended, exits with its exit code')
     .argument('<job>')
     .option('-f, --follow', 'keep following until the job ends')
-    .action(async (jobId: string, o: { follow?: boolean }, cmd: Command) => {
-      const client = clientFor(cmd);
-      if (globals(cmd).json) {
-        for await (const e of client.events(jobId, { follow: !!o.follow })) await write(process.stdout, JSON.stringify(e) + '\n');
-        return;
-      }
-      const job = await followLog(client, jobId, !!o.follow);
-      if (o.follow) process.exitCode = exitCodeOf(job);
-    });
+    .option('-n, --tail <lines>', 'only the last N lines of what is there (then follow, with -f)')
+    .action(logsCommand);
 
   program
     .command('jobs')
-    .description('list your jobs')
-    .action(async (_o: unknown, cmd: Command) => {
-      const jobs = await clientFor(cmd).jobs();
-      if (globals(cmd).json) return printJson(jobs);
-      process.stdout.write(
-        table(
-          jobs.map((j) => [j.id, j.status, j.exitCode === null ? '' : String(j.exitCode), j.entry, new Date(j.createdAt).toLocaleString()]),
-          ['JOB', 'STATUS', 'EXIT', 'ENTRY', 'CREATED'],
-        ),
-      );
-    });
+    .description('list your jobs, newest first')
+    .option('--status <list>', 'only these statuses, comma-separated: queued, running, succeeded, failed, cancelled, lost')
+    .option('--lease <id>', 'only jobs on this lease')
+    .option('--limit <n>', 'at most this many')
+    .action(listJobs);
 
   program
     .command('cancel')
     .description('cancel a job (SIGTERM, then SIGKILL after a grace period; its outputs are still kept)')
     .argument('<job>')
     .action(async (jobId: string, _o: unknown, cmd: Command) => {
-      const job = await clientFor(cmd).cancelJob(jobId);
+      const job = await clientFor(cmd).cancelJob(idArg('job', jobId));
       if (globals(cmd).json) printJson(job);
       else process.stdout.write(`${job.id} ${isTerminal(job.status) ? job.status : 'cancelling'}\n`);
     });
@@ -212,7 +194,7 @@ export function registerJobCommands(program: Command): void {
     .argument('<job>')
     .action(async (jobId: string, _o: unknown, cmd: Command) => {
       const points: ScalarPoint[] = [];
-      for await (const e of clientFor(cmd).events(jobId, {}) as AsyncIterable<JobEvent>) {
+      for await (const e of clientFor(cmd).events(idArg('job', jobId), {}) as AsyncIterable<JobEvent>) {
         if (e.body.type === 'scalars') points.push(...e.body.points);
       }
       const t = scalarTable(points);
@@ -233,6 +215,7 @@ export function registerJobCommands(program: Command): void {
     .option('--dest <dir>', 'folder to write into (default .hearth/runs/<job>)')
     .option('--force', 'replace local files that differ from the artifacts (without it, such a pull writes nothing)')
     .action(async (jobId: string, o: { dest?: string; force?: boolean }, cmd: Command) => {
+      idArg('job', jobId);
       const client = clientFor(cmd);
       const dest = resolve(o.dest ?? join('.hearth', 'runs', jobId));
       const progress = new ByteProgress('pull');

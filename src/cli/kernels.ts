@@ -5,13 +5,11 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { uploadWorkspace } from '../client/workspace';
 import { kernelText } from '../shared/kernel-text';
-import { Id } from '../shared/protocol';
-import { clientFor, flag, globals, NonNegative, UsageError } from './context';
+import { clientFor, flag, globals, idArg, NonNegative, UsageError } from './context';
 import { DEFAULT_OUTPUTS } from '../client/submit-run';
-import { pickLease, write } from './jobs';
-import { printJson } from './output';
-
-const SessionId = Id;
+import { pickLease, requirementsFlag } from './jobs';
+import { setupText } from './job-output';
+import { printJson, write } from './output';
 
 export function registerKernelCommands(program: Command): void {
   const kernel = program.command('kernel').description('kernel sessions: a long-lived IPython kernel on a leased GPU (what the notebook editor runs cells on)');
@@ -23,14 +21,17 @@ export function registerKernelCommands(program: Command): void {
     .option('--dir <folder>', 'upload this folder as the kernel\'s working folder (default: none)')
     .option('--idle <minutes>', 'stop after this many minutes with no request (0: never)', '60')
     .option('--outputs <glob>', 'files the kernel writes that come back when it stops (repeatable; default: weights and outputs/)', (v: string, acc: string[] = []) => [...acc, v])
-    .action(async (o: { lease?: string; dir?: string; idle: string; outputs?: string[] }, cmd: Command) => {
+    .option('--requirements <file>', 'packages to install first, a file inside --dir (default: its requirements.txt or pyproject.toml)')
+    .action(async (o: { lease?: string; dir?: string; idle: string; outputs?: string[]; requirements?: string }, cmd: Command) => {
       const client = clientFor(cmd);
       const idleMinutes = flag('idle', NonNegative, o.idle);
+      if (o.requirements !== undefined && o.dir === undefined) throw new UsageError('--requirements names a file inside --dir: give --dir too');
+      const requirements = o.requirements === undefined ? undefined : requirementsFlag(resolve(o.dir!), o.requirements);
       const lease = await pickLease(client, o.lease, 'kernel');
       let session;
       try {
         const manifest = o.dir ? { files: (await uploadWorkspace(client, resolve(o.dir))).files } : { files: [] };
-        session = await client.startKernel({ leaseId: lease.id, idleMinutes, manifest, outputs: [...(o.outputs ?? DEFAULT_OUTPUTS)], releaseLease: lease.own });
+        session = await client.startKernel({ leaseId: lease.id, idleMinutes, manifest, outputs: [...(o.outputs ?? DEFAULT_OUTPUTS)], releaseLease: lease.own, ...(requirements ? { requirements } : {}) });
       } catch (err) {
         if (lease.own) await client.releaseLease(lease.id).catch(() => undefined);
         throw err;
@@ -41,6 +42,9 @@ export function registerKernelCommands(program: Command): void {
         if (b.type === 'kernel' && b.requestId === null && b.msgType === 'status' && b.content.execution_state === 'idle') break;
         if (b.type === 'status' && ['failed', 'cancelled', 'lost'].includes(b.status)) throw new Error(`the kernel did not start: ${b.reason ?? b.status}`);
         if (b.type === 'notice') process.stderr.write(`hearth: ${b.level}: ${b.message}\n`);
+        if (b.type === 'setup') process.stderr.write(`hearth: ${setupText(b)}\n`);
+        // Before the kernel is up, what it logs is the install of its packages (pip's output).
+        if (b.type === 'log') process.stderr.write(b.data);
       }
       if (globals(cmd).json) printJson(await client.job(session.id));
       else process.stdout.write(`${session.id}\n`);
@@ -52,7 +56,7 @@ export function registerKernelCommands(program: Command): void {
     .argument('<session>')
     .argument('[code]', 'the code; - or nothing reads it from standard input')
     .action(async (session: string, code: string | undefined, _o: unknown, cmd: Command) => {
-      const id = flag('session', SessionId, session);
+      const id = idArg('job', session);
       const source = code === undefined || code === '-' ? readFileSync(0, 'utf8') : code;
       const client = clientFor(cmd);
       const from = (await client.job(id)).lastSeq;
@@ -105,7 +109,7 @@ export function registerKernelCommands(program: Command): void {
       .description(what)
       .argument('<session>')
       .action(async (session: string, _o: unknown, cmd: Command) => {
-        await clientFor(cmd).kernelRequest(flag('session', SessionId, session), { type: name });
+        await clientFor(cmd).kernelRequest(idArg('job', session), { type: name });
         process.stderr.write(`hearth: ${name === 'interrupt' ? 'interrupt sent' : 'restarting the kernel'}\n`);
       });
   }
@@ -116,7 +120,7 @@ export function registerKernelCommands(program: Command): void {
     .argument('<session>')
     .action(async (session: string, _o: unknown, cmd: Command) => {
       const client = clientFor(cmd);
-      const id = flag('session', SessionId, session);
+      const id = idArg('job', session);
       if ((await client.job(id)).kind !== 'kernel') throw new UsageError(`${id} is a job, not a kernel session (hearth cancel stops jobs)`);
       const job = await client.cancelJob(id);
       if (globals(cmd).json) printJson(job);

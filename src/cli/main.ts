@@ -2,9 +2,13 @@
 import { Command, CommanderError } from 'commander';
 import { BrokerError } from '../client/api';
 import { UsageError } from './context';
+import { EXIT } from './exit-codes';
+import { withGlobalHelp } from './help';
 import { registerJobCommands } from './jobs';
 import { registerKernelCommands } from './kernels';
 import { registerLeaseCommands } from './leases';
+import { registerPushCommand } from './push';
+import { registerSecretCommands } from './secrets';
 import { registerServerCommands } from './up';
 import { VERSION } from './version';
 
@@ -15,14 +19,16 @@ export function buildProgram(): Command {
     .option('--broker <url>', 'broker URL (else HEARTH_BROKER_URL, else config.json)')
     .option('--token <token>', 'access token (else HEARTH_TOKEN, else config.json)')
     .option('--data-dir <dir>', 'where hearth keeps its state (else HEARTH_DATA_DIR, else ~/.hearth)')
-    .option('--json', 'print data as JSON')
-    .showHelpAfterError()
+    .option('--json', 'print data as JSON (on stdout; everything else goes to stderr)')
+    .showHelpAfterError('(add --help for usage and examples)')
     .exitOverride();
   registerServerCommands(program);
   registerLeaseCommands(program);
   registerJobCommands(program);
   registerKernelCommands(program);
-  return program;
+  registerSecretCommands(program);
+  registerPushCommand(program);
+  return withGlobalHelp(program);
 }
 
 async function main(argv: string[]): Promise<void> {
@@ -30,24 +36,26 @@ async function main(argv: string[]): Promise<void> {
     await buildProgram().parseAsync(argv);
   } catch (err) {
     if (err instanceof CommanderError) {
-      process.exitCode = err.exitCode;
+      // --help and --version exit 0; every other parse error is a usage error.
+      process.exitCode = err.exitCode === 0 ? EXIT.ok : EXIT.usage;
       return;
     }
     if (err instanceof BrokerError) {
       process.stderr.write(`hearth: ${err.message}\n`);
-      for (const i of err.issues ?? []) process.stderr.write(`  ${i.path}: ${i.message}\n`);
-      process.exitCode = err.status === 0 ? 3 : 1;
+      // The message already says the first issue; the rest follow, each once.
+      for (const i of err.issues ?? []) if (!err.message.includes(i.message)) process.stderr.write(`  ${i.path}: ${i.message}\n`);
+      process.exitCode = err.code === 'unreachable' ? EXIT.unreachable : err.code === 'bad_url' ? EXIT.usage : EXIT.error;
       return;
     }
     if (err instanceof UsageError) {
       process.stderr.write(`hearth: ${err.message}\n`);
-      process.exitCode = 2;
+      process.exitCode = EXIT.usage;
       return;
     }
     // Stacks are for whoever debugs hearth itself; a person gets the message.
     const e = err as Error;
     process.stderr.write(`hearth: ${process.env.HEARTH_DEBUG ? (e.stack ?? String(e)) : (e.message ?? String(e))}\n`);
-    process.exitCode = 1;
+    process.exitCode = EXIT.error;
   }
 }
 

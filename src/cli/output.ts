@@ -1,5 +1,11 @@
 // How the CLI prints: tables for people, JSON for scripts, progress bars only on a terminal.
 import { SingleBar } from 'cli-progress';
+import { once } from 'node:events';
+
+/** Writes and waits for the stream to drain, so a fast job cannot fill memory with its output. */
+export async function write(stream: NodeJS.WriteStream, data: string): Promise<void> {
+  if (!stream.write(data)) await once(stream, 'drain');
+}
 
 export function printJson(data: unknown): void {
   process.stdout.write(JSON.stringify(data, null, 2) + '\n');

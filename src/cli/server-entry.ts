@@ -1,17 +1,20 @@
 // The server side of the CLI (broker, worker, `hearth up`), bundled apart as dist/server.js so that
 // client commands like `hearth run` do not load Fastify, SQLite and the worker at start-up.
 import { mkdirSync, readFileSync } from 'node:fs';
-import { hostname } from 'node:os';
+import { homedir, hostname } from 'node:os';
 import { join } from 'node:path';
 import { saveConfig, writePrivateFile } from '../client/config';
 import { onShutdownSignals, readAdminToken, startBroker } from '../broker/server';
 import { startWorker, type RunningWorker, type WorkerOptions } from '../worker/main';
+import { brokerLogger } from './broker-log';
+import { acquireUpLock } from './up-lock';
 import { VERSION } from './version';
 
 export type WorkerSettings = Pick<
   WorkerOptions,
   | 'python' | 'nvidiaSmi' | 'pricePerHour' | 'name' | 'killGraceMs' | 'sandbox' | 'hidePaths'
-  | 'jobUser' | 'jobMemoryBytes' | 'jobPids' | 'jobDiskBytes' | 'jobTmpBytes' | 'tailMaxFileBytes' | 'tailMaxJobBytes'
+  | 'jobUser' | 'jobMemoryBytes' | 'jobPids' | 'jobDiskBytes' | 'jobTmpBytes' | 'tailMaxFileBytes' | 'tailMaxJobBytes' | 'hfCacheMaxBytes'
+  | 'envCacheMaxBytes'
 >;
 
 /** A service's log: one JSON object a line, with workerId/jobId fields, on stderr. */
@@ -31,7 +34,7 @@ function quietWorkerLog(): WorkerOptions['log'] {
   };
 }
 
-export async function runBroker(o: { dataDir: string; port: number; host: string; uploadStallMs?: number; database?: string | undefined }): Promise<void> {
+export async function runBroker(o: { dataDir: string; port: number; host: string; uploadStallMs?: number; database?: string | undefined; secretsKeyFile?: string | undefined; blobs?: string }): Promise<void> {
   const b = await startBroker(
     {
       dataDir: o.dataDir,
@@ -40,8 +43,10 @@ export async function runBroker(o: { dataDir: string; port: number; host: string
       host: o.host,
       ...(o.uploadStallMs ? { uploadStallMs: o.uploadStallMs } : {}),
       ...(o.database ? { database: o.database } : {}),
+      ...(o.secretsKeyFile ? { secretsKeyFile: o.secretsKeyFile } : {}),
+      ...(o.blobs ? { blobs: o.blobs } : {}),
     },
-    { level: 'info' },
+    brokerLogger(),
   );
   if (b.adminToken) process.stderr.write(`hearth: first start; admin token (shown once, also in ${b.adminTokenPath}):\n${b.adminToken}\n`);
   process.stderr.write(`hearth: broker listening on ${b.url}\n`);
@@ -67,7 +72,9 @@ export async function runWorker(o: WorkerSettings & { brokerUrl: string; token: 
 export async function runUp(o: WorkerSettings & { dataDir: string; port: number; verbose: boolean }): Promise<void> {
   const { dataDir } = o;
   mkdirSync(join(dataDir, 'logs'), { recursive: true, mode: 0o700 });
-  const b = await startBroker({ dataDir, version: VERSION, port: o.port }, { level: 'info', file: join(dataDir, 'logs', 'broker.log') });
+  // Before the port: a second `hearth up` on this data dir (any port) refuses, naming the first.
+  acquireUpLock(dataDir, dataDir === join(homedir(), '.hearth') ? '' : ` --data-dir ${dataDir}`);
+  const b = await startBroker({ dataDir, version: VERSION, port: o.port }, brokerLogger({ file: join(dataDir, 'logs', 'broker.log') }));
   const local: { worker?: RunningWorker } = {};
   onShutdownSignals(async () => {
     process.stderr.write('hearth: stopping the worker and the broker…\n');
@@ -116,6 +123,6 @@ export async function runUp(o: WorkerSettings & { dataDir: string; port: number;
   }
   process.stderr.write(
     `  worker: ${dev}\n  config: ${join(dataDir, 'config.json')} (the CLI and the VS Code extension read it)\n` +
-      `  try:    hearth gpus   ·   hearth run train.py\n  logs:   ${join(dataDir, 'logs', 'broker.log')}\n  Ctrl-C stops both.\n`,
+      `  try:    hearth gpus   ·   hearth run train.py\n  logs:   ${join(dataDir, 'logs', 'broker.log')}\n  Ctrl-C (or \`hearth down\`) stops both.\n`,
   );
 }

@@ -7,8 +7,11 @@ import { resolveDataDir } from '../client/config';
 import { flag, globals, NonNegative, PortFlag, PositiveNumber, UsageError } from './context';
 import { ByteSize, DEFAULT_LIMITS, formatBytes, PidCount } from '../worker/limits';
 import { DEFAULT_JOB_USER, SANDBOX_MODES, type SandboxMode } from '../worker/sandbox';
+import { DEFAULT_HF_CACHE_MAX_BYTES } from '../worker/hf-cache';
 import { DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_JOB_BYTES } from '../worker/tailer';
+import { DEFAULT_ENV_CACHE_BYTES } from '../worker/env-cache';
 import type * as ServerEntry from './server-entry';
+import { stopUp } from './up-lock';
 
 interface WorkerFlags {
   python?: string;
@@ -25,6 +28,8 @@ interface WorkerFlags {
   jobTmp?: string;
   tailMaxFile?: string;
   tailMaxJob?: string;
+  hfCacheMax?: string;
+  envCacheMax?: string;
 }
 
 /** Loads the server bundle (dist/server.js) on demand; from source (tests via tsx) the module itself. */
@@ -50,6 +55,8 @@ function workerSettings(f: WorkerFlags): ServerEntry.WorkerSettings {
     jobTmpBytes: size('job-tmp', f.jobTmp),
     tailMaxFileBytes: size('tail-max-file', f.tailMaxFile),
     tailMaxJobBytes: size('tail-max-job', f.tailMaxJob),
+    hfCacheMaxBytes: f.hfCacheMax === undefined ? undefined : f.hfCacheMax.trim() === '0' ? 0 : size('hf-cache-max', f.hfCacheMax),
+    envCacheMaxBytes: size('env-cache-max', f.envCacheMax),
   };
 }
 
@@ -125,7 +132,9 @@ export function registerServerCommands(program: Command): void {
       .option('--job-disk <size>', `what one job may keep in its folder and home (default ${formatBytes(DEFAULT_LIMITS.diskBytes)})`)
       .option('--job-tmp <size>', `size of one job's in-memory /tmp, and of its /dev/shm (default ${formatBytes(DEFAULT_LIMITS.tmpBytes)})`)
       .option('--tail-max-file <size>', `bytes of one TensorBoard file the worker reads (default ${formatBytes(DEFAULT_MAX_FILE_BYTES)})`)
-      .option('--tail-max-job <size>', `bytes of one job's TensorBoard files the worker reads (default ${formatBytes(DEFAULT_MAX_JOB_BYTES)})`);
+      .option('--tail-max-job <size>', `bytes of one job's TensorBoard files the worker reads (default ${formatBytes(DEFAULT_MAX_JOB_BYTES)})`)
+      .option('--hf-cache-max <size>', `size of the per-account Hugging Face caches together, least recently used models evicted; 0 turns them off (default ${formatBytes(DEFAULT_HF_CACHE_MAX_BYTES)})`)
+      .option('--env-cache-max <size>', `disk for the environments built from runs' requirements; least recently used go past it (default ${formatBytes(DEFAULT_ENV_CACHE_BYTES)})`);
 
   program
     .command('broker')
@@ -134,13 +143,17 @@ export function registerServerCommands(program: Command): void {
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--upload-stall <seconds>', 'cut an upload that brings less than 16 KiB in this many seconds', '30')
     .option('--database <url>', 'a postgres:// URL shared by every replica (else HEARTH_DATABASE, else SQLite in the data dir)')
-    .action(async (o: { port: string; host: string; uploadStall: string; database?: string }, cmd: Command) => {
+    .option('--secrets-key-file <file>', 'key (32 bytes, hex or base64; mode 0600) that seals renters\' secrets (else HEARTH_SECRETS_KEY, else <data-dir>/secrets.key, made on first start)')
+    .option('--blobs <where>', 'where blob bytes live: folder (<data-dir>/blobs) or s3://BUCKET[/PREFIX]?endpoint=URL&region=R&forcePathStyle=true (keys from HEARTH_S3_ACCESS_KEY_ID/HEARTH_S3_SECRET_ACCESS_KEY or AWS_*); default HEARTH_BLOBS, else folder')
+    .action(async (o: { port: string; host: string; uploadStall: string; database?: string; secretsKeyFile?: string; blobs?: string }, cmd: Command) => {
       const dataDir = resolveDataDir(globals(cmd).dataDir);
       const uploadStallMs = Math.round(flag('upload-stall', PositiveNumber, o.uploadStall) * 1000);
       const database = o.database ?? (process.env.HEARTH_DATABASE || undefined);
       // Checked here without echoing it: the URL may hold a password.
       if (database !== undefined && !/^postgres(ql)?:\/\/[^\s]+$/.test(database)) throw new UsageError('--database / HEARTH_DATABASE: give a postgres://user:password@host:port/db URL');
-      await server().runBroker({ dataDir, port: flag('port', PortFlag, o.port), host: o.host, uploadStallMs, database });
+      const secretsKeyFile = o.secretsKeyFile === undefined ? undefined : resolve(o.secretsKeyFile);
+      const blobs = o.blobs ?? process.env.HEARTH_BLOBS ?? 'folder';
+      await server().runBroker({ dataDir, port: flag('port', PortFlag, o.port), host: o.host, uploadStallMs, database, secretsKeyFile, blobs });
     });
 
   workerFlags(
@@ -175,4 +188,17 @@ export function registerServerCommands(program: Command): void {
     const dataDir = resolveDataDir(globals(cmd).dataDir);
     await server().runUp({ dataDir, port: flag('port', PortFlag, o.port), verbose: !!o.verbose, ...workerSettings(o) });
   });
+
+  program
+    .command('down')
+    .description('stop the `hearth up` of this data dir (its broker and worker), as Ctrl-C in its terminal would')
+    .action(async (_o: unknown, cmd: Command) => {
+      const dataDir = resolveDataDir(globals(cmd).dataDir);
+      const r = await stopUp(dataDir);
+      if (r.pid === undefined) {
+        process.stderr.write(`hearth: no hearth up is running on ${dataDir}${r.stale ? ' (removed the lock a stopped one left)' : ''}\n`);
+        return;
+      }
+      process.stderr.write(r.killed ? `hearth: hearth up (pid ${r.pid}) did not stop in time and was killed\n` : `hearth: stopped hearth up (pid ${r.pid}) on ${dataDir}\n`);
+    });
 }

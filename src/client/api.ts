@@ -4,6 +4,7 @@ import { get as httpGet, type IncomingMessage } from 'node:http';
 import { get as httpsGet } from 'node:https';
 import { z } from 'zod';
 import {
+  AccountSpend,
   Artifact,
   CreateAccountReply,
   CreateTokenReply,
@@ -16,7 +17,14 @@ import {
   Lease,
   Me,
   MissingBlobsReply,
+  BLOB_BATCH_MAX,
+  BlobBatchReply,
+  BlobCommitReply,
+  BlobPackReply,
+  BlobUploadsReply,
+  DirectBlobUpload,
   Offer,
+  SecretInfo,
   TokenInfo,
   type CreateLeaseBody,
   type JobEvent,
@@ -38,6 +46,9 @@ export class BrokerError extends Error {
 export interface BrokerClientOptions {
   url: string;
   token?: string;
+  /** give up on a request/reply call (not a stream or a blob) after this long: a hung broker is
+   *  then an error, not a wait forever */
+  timeoutMs?: number;
 }
 
 type RequestBody = NonNullable<RequestInit['body']>;
@@ -48,10 +59,12 @@ export class BrokerClient {
   /** settable: a worker with several broker replicas points it at the one it is connected to */
   url: string;
   readonly token: string | undefined;
+  readonly timeoutMs: number | undefined;
 
   constructor(opts: BrokerClientOptions) {
     this.url = normalizeBrokerUrl(opts.url);
     this.token = opts.token;
+    this.timeoutMs = opts.timeoutMs;
   }
 
   health(): Promise<{ ok: boolean; version: string }> {
@@ -60,8 +73,16 @@ export class BrokerClient {
   me(): Promise<Me> {
     return this.json('GET', '/v1/me', Me);
   }
-  createAccount(name: string): Promise<CreateAccountReply> {
-    return this.json('POST', '/v1/accounts', CreateAccountReply, { name });
+  createAccount(name: string, spendLimit?: number): Promise<CreateAccountReply> {
+    return this.json('POST', '/v1/accounts', CreateAccountReply, { name, ...(spendLimit === undefined ? {} : { spendLimit }) });
+  }
+  /** What this account spent this month, against its limit. */
+  accountSpend(): Promise<AccountSpend> {
+    return this.json('GET', '/v1/account/spend', AccountSpend);
+  }
+  /** Sets this account's monthly spend limit (null removes it). */
+  setSpendLimit(spendLimit: number | null): Promise<AccountSpend> {
+    return this.json('PUT', '/v1/account/limit', AccountSpend, { spendLimit });
   }
   createToken(kind: 'user' | 'worker', label = '', expiresInSeconds?: number): Promise<z.infer<typeof CreateTokenReply>> {
     return this.json('POST', '/v1/tokens', CreateTokenReply, { kind, label, ...(expiresInSeconds === undefined ? {} : { expiresInSeconds }) });
@@ -111,8 +132,70 @@ export class BrokerClient {
   }
 
   /**
+   * Whether the broker's store takes bytes directly (presigned URLs): learnt from its first
+   * answer to /v1/blobs/uploads and kept, so a folder-backed broker costs that question once.
+   */
+  private directUploads: boolean | undefined;
+
+  /**
+   * Presigned PUT URLs for these blobs when the broker's store has them (S3), else
+   * `{ direct: false }`: upload through the broker. `jobId`: a worker uploading a job's outputs.
+   */
+  async blobUploads(blobs: { sha256: string; size: number }[], jobId?: string): Promise<BlobUploadsReply> {
+    if (this.directUploads === false) return { direct: false };
+    try {
+      const r = await this.json('POST', '/v1/blobs/uploads', BlobUploadsReply, { blobs: blobs.slice(0, BLOB_BATCH_MAX).map((b) => ({ sha256: b.sha256, size: b.size })), ...(jobId ? { jobId } : {}) });
+      this.directUploads = r.direct;
+      return r;
+    } catch (err) {
+      // A broker from before presigned uploads has no such route: it takes the bytes itself.
+      if (err instanceof BrokerError && err.status === 404 && err.code === 'not_found' && /no route/.test(err.message)) {
+        this.directUploads = false;
+        return { direct: false };
+      }
+      throw err;
+    }
+  }
+
+  /** Has the broker check objects PUT to presigned URLs and record them as blobs. */
+  commitBlobs(blobs: { sha256: string; size: number; ticket: string }[], jobId?: string): Promise<z.infer<typeof BlobCommitReply>> {
+    return this.json('POST', '/v1/blobs/commit', BlobCommitReply, { blobs, ...(jobId ? { jobId } : {}) });
+  }
+
+  /** Many small blobs in one request; the broker hashes each before storing any. */
+  async packBlobs(blobs: { sha256: string; data: Buffer }[]): Promise<void> {
+    await this.json('POST', '/v1/blobs/pack', BlobPackReply, { blobs: blobs.map((b) => ({ sha256: b.sha256, data: b.data.toString('base64') })) });
+  }
+
+  /** Many small blobs in one request (unchecked here: the caller hashes each). */
+  async blobBatch(hashes: string[]): Promise<{ sha256: string; data: Buffer }[]> {
+    const r = await this.json('POST', '/v1/blobs/batch', BlobBatchReply, { hashes });
+    return r.blobs.map((b) => ({ sha256: b.sha256, data: Buffer.from(b.data, 'base64') }));
+  }
+
+  /** PUTs bytes to a presigned URL: straight to the store, without the broker's token. */
+  async putDirect(u: z.infer<typeof DirectBlobUpload>, data: Buffer | Uint8Array | (() => NodeJS.ReadableStream), size: number): Promise<void> {
+    const body = typeof data === 'function' ? (data() as unknown as ReadableStream) : data;
+    let res: Response;
+    try {
+      res = await fetch(u.url, {
+        method: 'PUT',
+        body: body as RequestBody,
+        headers: { ...u.headers, 'content-length': String(size) },
+        duplex: 'half',
+      } as RequestInit);
+    } catch (err) {
+      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+      throw new BrokerError(`cannot reach the blob store: ${cause?.code ?? cause?.message ?? (err as Error).message}`, 0, 'unreachable');
+    }
+    const text = await res.text().catch(() => '');
+    if (!res.ok) throw new BrokerError(`the blob store refused the upload of ${u.sha256}: ${res.status} ${text.slice(0, 200)}`, res.status, 'store_refused');
+  }
+
+  /**
    * Uploads one blob. `data` is a buffer or a function that opens a fresh stream (so a retry can
-   * reopen it). `basePath` lets a worker upload under its job: '/v1/jobs/<id>/blobs'.
+   * reopen it). `basePath` lets a worker upload under its job: '/v1/jobs/<id>/blobs'. With a
+   * store that has presigned URLs the bytes go straight there and the broker only checks them.
    */
   async putBlob(
     sha: string,
@@ -120,6 +203,17 @@ export class BrokerClient {
     size: number,
     basePath = '/v1/blobs',
   ): Promise<void> {
+    const m = /^\/v1\/jobs\/([^/]+)\/blobs$/.exec(basePath);
+    const jobId = m ? decodeURIComponent(m[1]!) : undefined;
+    const r = await this.blobUploads([{ sha256: sha, size }], jobId);
+    const u = r.direct ? r.uploads.find((x) => x.sha256 === sha) : undefined;
+    if (u) {
+      await this.putDirect(u, data, size);
+      const c = await this.commitBlobs([{ sha256: sha, size, ticket: u.ticket }], jobId);
+      const refused = c.refused[0];
+      if (refused) throw new BrokerError(refused.message, 400, refused.error);
+      return;
+    }
     const body = typeof data === 'function' ? (data() as unknown as ReadableStream) : data;
     const res = await this.request('PUT', `${basePath}/${enc(sha)}`, {
       body: body as RequestBody,
@@ -130,7 +224,7 @@ export class BrokerClient {
     await res.arrayBuffer();
   }
 
-  /** The raw response, so the caller streams the body. `start` asks for the bytes from there on. */
+  /** The raw response (fetch), so the caller streams the body. `start` asks for the bytes from there on. */
   async getBlob(sha: string, opts: { start?: number; signal?: AbortSignal } = {}): Promise<Response> {
     const headers: Record<string, string> = {};
     if (opts.start && opts.start > 0) headers.range = `bytes=${opts.start}-`;
@@ -141,28 +235,52 @@ export class BrokerClient {
 
   /**
    * A blob's bytes as a Node stream, over node:http rather than fetch: WHATWG streams cost about
-   * three times the CPU per byte, which is what bounds a download on loopback.
+   * three times the CPU per byte, which is what bounds a download on loopback; and fetch leaves an
+   * abort listener on the caller's signal until garbage collection (15 000 downloads under one
+   * job's signal printed MaxListenersExceededWarning), where node:http removes it when done.
+   * A broker whose store has presigned URLs answers 307: the bytes then come from the store,
+   * asked without the broker's token.
    */
   downloadBlob(sha: string, opts: { start?: number; signal?: AbortSignal } = {}): Promise<{ status: number; body: IncomingMessage }> {
-    const url = new URL(`${this.url}/v1/blobs/${enc(sha)}`);
+    return this.getStream(new URL(`${this.url}/v1/blobs/${enc(sha)}`), opts, true);
+  }
+
+  private getStream(url: URL, opts: { start?: number; signal?: AbortSignal }, fromBroker: boolean): Promise<{ status: number; body: IncomingMessage }> {
     const headers: Record<string, string> = {};
-    if (this.token) headers.authorization = `Bearer ${this.token}`;
+    if (fromBroker && this.token) headers.authorization = `Bearer ${this.token}`;
     if (opts.start && opts.start > 0) headers.range = `bytes=${opts.start}-`;
     const get = url.protocol === 'https:' ? httpsGet : httpGet;
+    const where = fromBroker ? `the broker at ${this.url}` : 'the blob store';
     return new Promise((resolve, reject) => {
       const req = get(url, { headers, signal: opts.signal }, (res) => {
         const status = res.statusCode ?? 0;
         if (status >= 200 && status < 300) return resolve({ status, body: res });
+        const location = res.headers.location;
+        if (fromBroker && (status === 307 || status === 302 || status === 303) && location) {
+          res.resume();
+          let next: URL;
+          try {
+            next = new URL(location, url);
+          } catch {
+            return reject(new BrokerError(`the broker redirected to a bad URL`, status, 'bad_reply'));
+          }
+          if (next.protocol !== 'http:' && next.protocol !== 'https:') return reject(new BrokerError(`the broker redirected to ${next.protocol}`, status, 'bad_reply'));
+          return this.getStream(next, opts, false).then(resolve, reject);
+        }
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () => {
-          const r = new Response(Buffer.concat(chunks), { status, statusText: res.statusMessage ?? '' });
+          const body = Buffer.concat(chunks);
+          if (!fromBroker) {
+            return reject(new BrokerError(`the blob store answered ${status}: ${body.toString('utf8').slice(0, 200)}`, status, 'store_error'));
+          }
+          const r = new Response(body, { status, statusText: res.statusMessage ?? '' });
           toError(r).then(reject, reject);
         });
       });
       req.on('error', (err) => {
         if (opts.signal?.aborted) return reject(err);
-        reject(new BrokerError(`cannot reach the broker at ${this.url}: ${(err as NodeJS.ErrnoException).code ?? err.message}`, 0, 'unreachable'));
+        reject(new BrokerError(`cannot reach ${where}: ${(err as NodeJS.ErrnoException).code ?? err.message}`, 0, 'unreachable'));
       });
     });
   }
@@ -189,6 +307,18 @@ export class BrokerClient {
   }
   artifacts(jobId: string): Promise<Artifact[]> {
     return this.json('GET', `/v1/jobs/${enc(jobId)}/artifacts`, z.array(Artifact));
+  }
+
+  /** This account's secrets: names and when each was set, never a value. */
+  secrets(): Promise<SecretInfo[]> {
+    return this.json('GET', '/v1/secrets', z.array(SecretInfo));
+  }
+  setSecret(name: string, value: string): Promise<SecretInfo> {
+    return this.json('PUT', `/v1/secrets/${enc(name)}`, SecretInfo, { value });
+  }
+  async removeSecret(name: string): Promise<void> {
+    const res = await this.request('DELETE', `/v1/secrets/${enc(name)}`);
+    if (!res.ok) throw await toError(res);
   }
 
   /**
@@ -251,12 +381,21 @@ export class BrokerClient {
   }
 
   private async json<T>(method: string, path: string, schema: z.ZodType<T, z.ZodTypeDef, unknown>, body?: unknown): Promise<T> {
-    const res = await this.request(method, path, {
-      headers: body === undefined ? {} : { 'content-type': 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    if (!res.ok) throw await toError(res);
-    const data: unknown = await res.json();
+    const signal = this.timeoutMs === undefined ? undefined : AbortSignal.timeout(this.timeoutMs);
+    let res: Response;
+    let data: unknown;
+    try {
+      res = await this.request(method, path, {
+        headers: body === undefined ? {} : { 'content-type': 'application/json' },
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal,
+      });
+      if (!res.ok) throw await toError(res);
+      data = await res.json();
+    } catch (err) {
+      if (signal?.aborted) throw new BrokerError(`the broker at ${this.url} did not answer ${method} ${path} within ${Math.round((this.timeoutMs ?? 0) / 1000)} s`, 0, 'unreachable');
+      throw err;
+    }
     const parsed = schema.safeParse(data);
     if (!parsed.success) {
       throw new BrokerError(`unexpected reply to ${method} ${path}: ${parsed.error.issues[0]?.message ?? 'invalid'}`, res.status, 'bad_reply');

@@ -1,13 +1,11 @@
-// Downloads a job's artifacts into a folder, keeping their relative paths. A partial download is
-// kept as `<file>.part` and resumed with an HTTP Range request; every file is verified by sha256
-// before it takes its final name, so a file under its real name is always whole.
-import { createHash, type Hash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { lstat, mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+// Downloads a job's artifacts into a folder, keeping their relative paths, each with
+// downloadVerified: a partial download is kept as `<file>.part` and resumed with an HTTP Range
+// request, and every file is verified by sha256 before it takes its final name.
+import { lstat, mkdir, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import type { Artifact } from '../shared/protocol';
 import type { BrokerClient } from './api';
+import { DownloadMismatchError, downloadVerified } from './download';
 import { confinedPath, sha256File } from './files';
 
 export interface PullProgress {
@@ -78,47 +76,16 @@ export async function pullArtifacts(
       out.push({ artifact: a, absPath: abs, skipped: true, resumedFrom: 0 });
       continue;
     }
-    const part = `${abs}.part`;
-    let start = (await stat(part).catch(() => undefined))?.size ?? 0;
-    if (start > a.size) {
-      await rm(part, { force: true });
-      start = 0;
+    let start: number;
+    try {
+      ({ resumedFrom: start } = await downloadVerified(client, a.sha256, a.size, abs, { signal: opts.signal, onBytes: report }));
+    } catch (err) {
+      if (err instanceof DownloadMismatchError) throw new Error(`${a.path}: ${err.message}`);
+      throw err;
     }
-    let hash = createHash('sha256');
-    if (start > 0) await sha256Into(part, hash);
-    let got = start;
-    report(got);
-    if (a.size === 0) {
-      await writeFile(part, '');
-    } else if (start < a.size) {
-      const res = await client.downloadBlob(a.sha256, { start, signal: opts.signal });
-      // A server that ignores Range sends the whole blob: start the file over rather than append it.
-      if (start > 0 && res.status !== 206) {
-        start = 0;
-        got = 0;
-        hash = createHash('sha256');
-      }
-      const body = res.body;
-      body.on('data', (c: Buffer) => {
-        hash.update(c);
-        got += c.length;
-        report(got);
-      });
-      await pipeline(body, createWriteStream(part, { flags: start > 0 ? 'a' : 'w', highWaterMark: 1 << 20 }), { signal: opts.signal });
-    }
-    const digest = hash.digest('hex');
-    if (digest !== a.sha256 || got !== a.size) {
-      await rm(part, { force: true });
-      throw new Error(`${a.path}: downloaded bytes do not match (sha256 ${digest.slice(0, 12)}…, ${got} bytes; expected ${a.sha256.slice(0, 12)}…, ${a.size} bytes)`);
-    }
-    await rename(part, abs);
     doneBytes += a.size;
     out.push({ artifact: a, absPath: abs, skipped: false, resumedFrom: start });
   }
   opts.onProgress?.({ file: '', doneBytes, totalBytes, filesDone: artifacts.length, filesTotal: artifacts.length });
   return out;
-}
-
-async function sha256Into(path: string, hash: Hash): Promise<void> {
-  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
 }

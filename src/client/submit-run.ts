@@ -1,15 +1,55 @@
-// The one way a run is submitted, by the CLI and by the extension alike: upload the workspace
-// (only the blobs the broker lacks), then submit the job on a lease. A notebook entry runs as a
-// notebook (every cell on a fresh kernel; the executed notebook comes back at its path).
-import type { Job } from '../shared/protocol';
+// The one way a run is submitted, by the CLI and by the extension alike: find the project root,
+// upload it (only the blobs the broker lacks), then submit the job on a lease. A notebook entry
+// runs as a notebook (every cell on a fresh kernel; the executed notebook comes back at its path).
+import { existsSync, statSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { dirname, isAbsolute, join, parse, relative, resolve, sep } from 'node:path';
+import { isNotebookEntry, type Job } from '../shared/protocol';
 import type { BrokerClient } from './api';
-import { uploadWorkspace, type UploadProgress } from './workspace';
+import { toRelPosix } from './files';
+import { uploadWorkspace, type UploadProgress, type UploadStats } from './workspace';
 
 /** Files brought back when the person names none: weights and checkpoints, and outputs/. */
 export const DEFAULT_OUTPUTS: readonly string[] = ['**/*.pt', '**/*.pth', '**/*.safetensors', '**/*.ckpt', 'outputs/**'];
 
+/** What makes a folder a project's root: the nearest ancestor of the entry holding one of these. */
+export const PROJECT_MARKERS: readonly string[] = ['.git', 'pyproject.toml', '.hearthignore'];
+
+/**
+ * The folder to upload for `entry` (an absolute path): the nearest folder at or above the entry's
+ * that holds a project marker. The search stops below the home folder and the filesystem root
+ * (a dotfiles repository in ~ must not make the whole home a project), or at `within` inclusive
+ * (the extension's workspace folder). Without a marker: `within`, else the entry's own folder.
+ */
+export function findProjectRoot(entry: string, opts: { within?: string; home?: string } = {}): string {
+  const start = dirname(resolve(entry));
+  const within = opts.within === undefined ? undefined : resolve(opts.within);
+  const home = resolve(opts.home ?? homedir());
+  for (let dir = start; ; dir = dirname(dir)) {
+    if (within !== undefined && !isInside(within, dir)) break;
+    if (within === undefined && (dir === home || dir === parse(dir).root)) break;
+    if (PROJECT_MARKERS.some((m) => existsSync(join(dir, m)))) return dir;
+    if (dir === within || dirname(dir) === dir) break;
+  }
+  return within ?? start;
+}
+
+function isInside(root: string, p: string): boolean {
+  const r = relative(root, p);
+  return r === '' || (!r.startsWith('..' + sep) && r !== '..' && !isAbsolute(r));
+}
+
+/** Where a run's files come from: the root to upload and the entry relative to it. */
+export function runLayout(entry: string, opts: { workdir?: string; within?: string } = {}): { root: string; entry: string } {
+  const abs = resolve(entry);
+  const root = opts.workdir !== undefined ? resolve(opts.workdir) : findProjectRoot(abs, { within: opts.within });
+  if (!existsSync(root) || !statSync(root).isDirectory()) throw new Error(`${root} is not a folder`);
+  if (!isInside(root, abs) || root === abs) throw new Error(`${abs} is not inside ${root}: the entry must be inside the folder that is uploaded`);
+  return { root, entry: toRelPosix(root, abs) };
+}
+
 export interface RunRequest {
-  /** the folder uploaded as the job's workspace */
+  /** the folder uploaded as the job's workspace (from runLayout) */
   root: string;
   /** the script or notebook, relative to root, forward slashes */
   entry: string;
@@ -20,15 +60,29 @@ export interface RunRequest {
   logdir?: string;
   /** the lease was taken for this run: the broker releases it when the run ends */
   releaseLease?: boolean;
+  /** the packages file, relative to root (default: requirements.txt or pyproject.toml when there) */
+  requirements?: string;
   onProgress?: (p: UploadProgress) => void;
   signal?: AbortSignal;
 }
 
+export type { UploadStats };
+
 export interface SubmittedRun {
   job: Job;
-  files: number;
-  uploadedBlobs: number;
-  uploadedBytes: number;
+  root: string;
+  upload: UploadStats;
+}
+
+/**
+ * The job's environment: the renter's, plus PYTHONPATH=. for a script, so `src/train.py` imports
+ * a package at the project root as `PYTHONPATH=. python src/train.py` does from there (the job's
+ * cwd is the root; Python's site makes '.' absolute at start, so a later chdir keeps it). A
+ * PYTHONPATH the renter passes wins.
+ */
+export function jobEnv(entry: string, env: Record<string, string> = {}): Record<string, string> {
+  if (isNotebookEntry(entry) || env.PYTHONPATH !== undefined) return env;
+  return { PYTHONPATH: '.', ...env };
 }
 
 export async function submitRun(client: BrokerClient, r: RunRequest): Promise<SubmittedRun> {
@@ -38,11 +92,12 @@ export async function submitRun(client: BrokerClient, r: RunRequest): Promise<Su
     leaseId: r.leaseId,
     entry: r.entry,
     args: r.args ?? [],
-    env: r.env ?? {},
+    env: jobEnv(r.entry, r.env),
     outputs: [...(r.outputs ?? DEFAULT_OUTPUTS)],
     logdir: r.logdir ?? 'runs',
     releaseLease: r.releaseLease ?? false,
+    ...(r.requirements ? { requirements: r.requirements } : {}),
     manifest: { files: manifest.files },
   });
-  return { job, files: manifest.files.length, uploadedBlobs: manifest.uploadedBlobs, uploadedBytes: manifest.uploadedBytes };
+  return { job, root: r.root, upload: manifest.stats };
 }

@@ -4,7 +4,8 @@ import { connectionCommandHandlers } from './commands/connection-commands';
 import { CommandId, ViewId } from './commands/command-ids';
 import { leaseCommandHandlers } from './commands/lease-commands';
 import { RUN_LOG_SCHEME, RunLogDocuments } from './commands/run-log-document';
-import { runCommandHandlers, RunWatcher } from './commands/run-commands';
+import { pullDestination, runCommandHandlers, RunWatcher } from './commands/run-commands';
+import { secretHubCommandHandlers } from './commands/secret-hub-commands';
 import { viewCommandHandlers } from './commands/view-commands';
 import type { HearthServices } from './hearth-services';
 import { kernelCommandHandlers } from './kernel/kernel-commands';
@@ -33,6 +34,8 @@ export interface HearthApi {
   readonly runTree: RunTreeProvider;
   /** the status bar's lease item: its text (undefined when hidden) and the leases it warned about */
   statusBar(): { text: string | undefined; warnedLeaseIds: string[] };
+  /** what each view shows in its title line and at its top (the outage message) */
+  views(): Record<'gpus' | 'leases' | 'runs', { description: string | undefined; message: string | undefined }>;
   /** the error of the last command that failed (commands report errors and return undefined) */
   lastCommandError(): { command: string; message: string } | undefined;
   /** the notebook kernels: controller ids and the kernel of a notebook */
@@ -64,6 +67,8 @@ const COMMAND_TITLES: Record<string, string> = {
   [CommandId.openKernelPanel]: 'opening the kernel panel',
   [CommandId.showKernelLog]: 'showing the kernel log',
   [CommandId.shutDownKernel]: 'shutting down the kernel',
+  [CommandId.setSecret]: 'setting the secret',
+  [CommandId.pushToHub]: 'pushing to the Hugging Face Hub',
 };
 
 export async function activate(context: vscode.ExtensionContext): Promise<HearthApi> {
@@ -91,13 +96,23 @@ function build(context: vscode.ExtensionContext, log: vscode.LogOutputChannel): 
   subs.push(gpuTree, leaseTree, runTree);
   const gpuView = vscode.window.createTreeView(ViewId.gpus, { treeDataProvider: gpuTree, showCollapseAll: true });
   gpuTree.attach(gpuView);
+  const leaseView = vscode.window.createTreeView(ViewId.leases, { treeDataProvider: leaseTree });
+  const runView = vscode.window.createTreeView(ViewId.runs, { treeDataProvider: runTree, showCollapseAll: true });
+  subs.push(gpuView, leaseView, runView);
+  // In an outage the views keep what the broker last said, and say so at their top.
+  const views: vscode.TreeView<unknown>[] = [gpuView, leaseView, runView];
   subs.push(
-    gpuView,
-    vscode.window.createTreeView(ViewId.leases, { treeDataProvider: leaseTree }),
-    vscode.window.createTreeView(ViewId.runs, { treeDataProvider: runTree, showCollapseAll: true }),
+    state.onDidChange((snap) => {
+      const message = outageMessage(snap);
+      for (const v of views) if (v.message !== message) v.message = message;
+    }),
   );
 
-  const panelDeps: RunPanelDeps = { getClient, log };
+  const jobFolder = (jobId: string): vscode.Uri | undefined => {
+    const f = context.workspaceState.get<Record<string, string>>(JOB_FOLDERS)?.[jobId];
+    return f ? vscode.Uri.parse(f) : undefined;
+  };
+  const panelDeps: RunPanelDeps = { getClient, log, jobFolder, pullDestination: (jobId) => pullDestination(services, jobId) };
   subs.push(RunPanel.registerSerializer(context, panelDeps));
 
   const services: HearthServices = {
@@ -111,10 +126,7 @@ function build(context: vscode.ExtensionContext, log: vscode.LogOutputChannel): 
     runTree,
     getClient,
     openPanel: (jobId) => void RunPanel.createOrShow(context, panelDeps, jobId),
-    jobFolder: (jobId) => {
-      const f = context.workspaceState.get<Record<string, string>>(JOB_FOLDERS)?.[jobId];
-      return f ? vscode.Uri.parse(f) : undefined;
-    },
+    jobFolder,
     rememberJobFolder: async (jobId, folder) => {
       const all = { ...context.workspaceState.get<Record<string, string>>(JOB_FOLDERS) };
       all[jobId] = folder.toString();
@@ -139,6 +151,7 @@ function build(context: vscode.ExtensionContext, log: vscode.LogOutputChannel): 
     ...connectionCommandHandlers(services),
     ...viewCommandHandlers(services),
     ...kernelCommandHandlers(services, notebooks),
+    ...secretHubCommandHandlers(services),
   };
   for (const [id, handler] of Object.entries(handlers)) {
     subs.push(
@@ -178,6 +191,10 @@ function build(context: vscode.ExtensionContext, log: vscode.LogOutputChannel): 
     runTree,
     statusBar: () => ({ text: statusBar.text, warnedLeaseIds: statusBar.warnedLeaseIds }),
     lastCommandError: () => lastError,
+    views: () => {
+      const v = (t: vscode.TreeView<unknown>) => ({ description: t.description, message: t.message });
+      return { gpus: v(gpuView), leases: v(leaseView), runs: v(runView) };
+    },
     notebooks: {
       newLeaseControllerId: NEW_LEASE_CONTROLLER_ID,
       controllerId: leaseControllerId,
@@ -189,6 +206,13 @@ function build(context: vscode.ExtensionContext, log: vscode.LogOutputChannel): 
       statusText: () => notebooks.statusText,
     },
   };
+}
+
+/** What the views say at their top while the broker does not answer; undefined when it does. */
+export function outageMessage(snap: BrokerSnapshot): string | undefined {
+  if (snap.connected || !snap.unreachable) return undefined;
+  const when = snap.stale ? ` Showing what it said at ${new Date(snap.fetchedAt).toLocaleTimeString()} (stale).` : '';
+  return `⚠ Broker unreachable — retrying.${when}`;
 }
 
 export function deactivate(): void {

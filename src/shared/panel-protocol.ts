@@ -51,6 +51,8 @@ export const HostToWebview = z.discriminatedUnion('type', [
   z.object({ type: z.literal('events'), events: z.array(z.custom<JobEvent>(isJobEvent, 'not a job event')) }),
   z.object({ type: z.literal('job'), job: Job }),
   z.object({ type: z.literal('connection'), state: ConnectionState, error: z.string().optional() }),
+  /** artifacts of this job now in the workspace (paths relative to the job's pull folder) */
+  z.object({ type: z.literal('pulled'), paths: z.array(z.string().max(4096)).max(100_000) }),
 ]);
 export type HostToWebview = z.infer<typeof HostToWebview>;
 
@@ -67,6 +69,16 @@ export const PanelDrawState = z.object({
 });
 export type PanelDrawState = z.infer<typeof PanelDrawState>;
 
+export const PanelAction = z.enum(['stop', 'pull', 'rerun']);
+export type PanelAction = z.infer<typeof PanelAction>;
+
+/** A path relative to a folder, with no way out of it. */
+const PanelRelPath = z
+  .string()
+  .min(1)
+  .max(4096)
+  .refine((p) => !p.startsWith('/') && !p.includes('\\') && p.split('/').every((seg) => seg !== '' && seg !== '..' && seg !== '.'), 'a relative path inside the folder');
+
 export const WebviewToHost = z.discriminatedUnion('type', [
   /** the webview is listening; it holds every event up to `lastSeq` (0 or absent: none) */
   z.object({ type: z.literal('ready'), lastSeq: z.number().int().min(0).optional() }),
@@ -75,6 +87,19 @@ export const WebviewToHost = z.discriminatedUnion('type', [
   z.object({ type: z.literal('copy'), text: z.string().max(64 * 1024 * 1024) }),
   /** something went wrong inside the webview; the host writes it to the log */
   z.object({ type: z.literal('error'), message: z.string().max(100_000) }),
+  /** the panel's buttons: Stop, Pull Weights, Re-run */
+  z.object({ type: z.literal('action'), action: PanelAction }),
+  /** an artifact link: open the pulled file (pulling it first when it is not here yet) */
+  z.object({ type: z.literal('openArtifact'), path: PanelRelPath }),
+  /** a remote traceback path: open the file of the job's local folder at that line */
+  z.object({ type: z.literal('openSource'), jobId: z.string().max(200), path: PanelRelPath, line: z.number().int().min(1).max(10_000_000) }),
+  /** a chart download: a PNG (base64) or CSV text, saved where the person picks */
+  z.object({
+    type: z.literal('save'),
+    format: z.enum(['png', 'csv']),
+    name: z.string().max(200),
+    data: z.string().max(64 * 1024 * 1024),
+  }),
 ]);
 export type WebviewToHost = z.infer<typeof WebviewToHost>;
 
@@ -102,5 +127,7 @@ export const PanelViewState = z.object({
   logY: z.boolean().optional(),
   filter: z.string().max(1000).optional(),
   collapsed: z.array(z.string().max(4096)).max(10_000).optional(),
+  /** the log pane's share of the panel's width, set with the splitter */
+  split: z.number().min(0.1).max(0.9).optional(),
 });
 export type PanelViewState = z.infer<typeof PanelViewState>;

@@ -10,7 +10,18 @@ export const PROTOCOL_VERSION = 1;
 export const Sha256 = z.string().regex(/^[0-9a-f]{64}$/, 'expected a lowercase hex sha256');
 export type Sha256 = z.infer<typeof Sha256>;
 
-export const Id = z.string().regex(/^[a-z]{1,8}_[0-9A-Za-z]{8,40}$/, 'expected an id like job_…');
+// Which kind of id is expected is said by whoever parses it (idOf, or the broker's "invalid lease
+// id: …"), so this message names no kind: a lease id is not "like job_…".
+export const Id = z.string().regex(/^[a-z]{1,8}_[0-9A-Za-z]{8,40}$/, 'expected a prefix, an underscore, then 8 to 40 letters and digits');
+
+/** The kinds of id the broker hands out, by prefix. */
+export const ID_KINDS = { acct: 'account', wrk: 'worker', lease: 'lease', job: 'job', req: 'request', tok: 'token' } as const;
+export type IdPrefix = keyof typeof ID_KINDS;
+
+/** An id of one kind: `idOf('lease')` refuses a job id with "expected a lease id like lease_…". */
+export function idOf(prefix: IdPrefix): z.ZodType<string, z.ZodTypeDef, unknown> {
+  return z.string().regex(new RegExp(`^${prefix}_[0-9A-Za-z]{8,40}$`), `expected a ${ID_KINDS[prefix]} id like ${prefix}_…`);
+}
 
 /**
  * A path inside a job folder as a client or worker sends it: relative, forward slashes, no `..`,
@@ -61,6 +72,8 @@ export const GpuTelemetry = z.object({
   memoryTotalMiB: z.number().nullable(),
   temperatureC: z.number().nullable(),
   powerW: z.number().nullable(),
+  /** 'cpu' when a host with no GPU reports its CPU and RAM (absent: a GPU) */
+  device: z.enum(['gpu', 'cpu']).optional(),
 });
 export type GpuTelemetry = z.infer<typeof GpuTelemetry>;
 
@@ -71,6 +84,10 @@ export const PythonStack = z.object({
   cuda: z.string().max(50).nullable(),
   /** ipykernel and jupyter_client are there: notebooks run */
   kernels: z.boolean(),
+  /** the NVIDIA driver's version (nvidia-smi); null on a host without one; absent from older workers */
+  driver: z.string().max(50).nullable().optional(),
+  /** free bytes on the disk of the worker's data dir when it connected (environments and jobs go there) */
+  diskFreeBytes: z.number().int().min(0).optional(),
 });
 export type PythonStack = z.infer<typeof PythonStack>;
 
@@ -97,7 +114,32 @@ export type Offer = z.infer<typeof Offer>;
 export const Me = z.object({ accountId: Id, name: z.string(), isAdmin: z.boolean() });
 export type Me = z.infer<typeof Me>;
 
-export const CreateAccountBody = z.object({ name: z.string().min(1).max(100).regex(/^[\w.@-]+$/) }).strict();
+/** A credit amount a renter caps spending at (a budget, not a price). */
+export const Credits = z.number().positive().max(1e9);
+
+export const CreateAccountBody = z
+  .object({
+    name: z.string().min(1).max(100).regex(/^[\w.@-]+$/),
+    /** the account's monthly spend limit, set by the admin at creation; the renter may change it */
+    spendLimit: Credits.optional(),
+  })
+  .strict();
+
+/** What an account has spent this calendar month (UTC) against its limit. */
+export const AccountSpend = z.object({
+  /** credits a month; null: no limit */
+  spendLimit: z.number().nullable(),
+  /** the month counted: leases' metered seconds from periodStart on */
+  period: z.literal('month'),
+  periodStart: z.number(),
+  /** the first of next month (UTC), when the count starts again */
+  periodEnd: z.number(),
+  spent: z.number().min(0),
+});
+export type AccountSpend = z.infer<typeof AccountSpend>;
+
+/** PUT /v1/account/limit: null removes the limit. */
+export const SetSpendLimitBody = z.object({ spendLimit: Credits.nullable() }).strict();
 export const CreateAccountReply = z.object({ accountId: Id, name: z.string(), token: z.string() });
 export type CreateAccountReply = z.infer<typeof CreateAccountReply>;
 
@@ -136,8 +178,17 @@ export const Lease = z.object({
   status: LeaseStatus,
   /** seconds metered so far (whole seconds, rounded up) */
   secondsUsed: z.number().int().min(0),
-  /** credits so far: count × pricePerHour × secondsUsed / 3600 */
+  /** credits so far: count × pricePerHour × secondsUsed / 3600 (never above maxCost) */
   cost: z.number().min(0),
+  // Spend controls; optional so a client still reads an older broker's lease.
+  /** the lease ends when its cost reaches this many credits; null: no cap */
+  maxCost: z.number().nullable().optional(),
+  /** the lease is released after this many minutes with nothing queued or running on it; null: never */
+  idleReleaseMinutes: z.number().nullable().optional(),
+  /** set once the lease is near its cap or the account near its limit, e.g. "80% of its cap of 5 cr used" */
+  spendWarning: z.string().nullable().optional(),
+  /** why an ended lease ended: released, expired, lease_cap, spend_limit, idle_release */
+  endReason: z.string().nullable().optional(),
 });
 export type Lease = z.infer<typeof Lease>;
 
@@ -147,6 +198,10 @@ export const CreateLeaseBody = z
     workerId: Id.optional(),
     count: z.number().int().min(1).max(64).default(1),
     hours: z.number().positive().max(24 * 30).default(1),
+    /** end the lease (stopping its jobs) when its cost reaches this many credits */
+    maxCost: Credits.optional(),
+    /** release the lease after this many minutes with nothing queued or running on it */
+    idleReleaseMinutes: z.number().positive().max(24 * 30 * 60).optional(),
   })
   .strict();
 export type CreateLeaseBody = z.infer<typeof CreateLeaseBody>;
@@ -169,6 +224,44 @@ export type Manifest = z.infer<typeof Manifest>;
 export const MissingBlobsBody = z.object({ hashes: z.array(Sha256).max(200_000) }).strict();
 export const MissingBlobsReply = z.object({ missing: z.array(Sha256) });
 
+/** At most this many blobs per upload negotiation, commit or pack request. */
+export const BLOB_BATCH_MAX = 1000;
+const BlobSize = z.number().int().min(0);
+/**
+ * Asks where to put blobs. `jobId`: a worker uploading a job's outputs. A store with presigned
+ * URLs (S3) answers one URL per blob it can take directly; the rest go through the broker.
+ */
+export const BlobUploadsBody = z
+  .object({ jobId: Id.optional(), blobs: z.array(z.object({ sha256: Sha256, size: BlobSize }).strict()).max(BLOB_BATCH_MAX) })
+  .strict();
+export const DirectBlobUpload = z.object({ sha256: Sha256, url: z.string().url(), headers: z.record(z.string(), z.string()), ticket: z.string() });
+export const BlobUploadsReply = z.union([
+  z.object({ direct: z.literal(false) }),
+  z.object({ direct: z.literal(true), expiresInSeconds: z.number(), uploads: z.array(DirectBlobUpload) }),
+]);
+export type BlobUploadsReply = z.infer<typeof BlobUploadsReply>;
+/** After PUTting to presigned URLs: the broker checks each object and records it as a blob. */
+export const BlobCommitBody = z
+  .object({
+    jobId: Id.optional(),
+    blobs: z.array(z.object({ sha256: Sha256, size: BlobSize, ticket: z.string().regex(/^[0-9a-f]{24}$/, 'an upload ticket') }).strict()).max(BLOB_BATCH_MAX),
+  })
+  .strict();
+export const BlobCommitReply = z.object({
+  committed: z.array(Sha256),
+  refused: z.array(z.object({ sha256: Sha256, error: z.string(), message: z.string() })),
+});
+/** Small blobs packed into one request (base64), each hashed by the broker before it is stored. */
+export const PACK_BLOB_MAX = 256 * 1024;
+export const PACK_BODY_MAX = 8 * 1024 * 1024;
+export const BlobPackBody = z
+  .object({ blobs: z.array(z.object({ sha256: Sha256, data: z.string().base64().max(Math.ceil(PACK_BLOB_MAX / 3) * 4) }).strict()).max(BLOB_BATCH_MAX * 4) })
+  .strict();
+export const BlobPackReply = z.object({ stored: z.number().int() });
+/** Many small blobs fetched in one request (a worker filling its cache); the reader checks each hash. */
+export const BlobBatchBody = z.object({ hashes: z.array(Sha256).max(BLOB_BATCH_MAX * 4) }).strict();
+export const BlobBatchReply = z.object({ blobs: z.array(z.object({ sha256: Sha256, data: z.string().base64() })) });
+
 // ---------- jobs ----------
 
 export const JobStatus = z.enum(['queued', 'running', 'succeeded', 'failed', 'cancelled', 'lost']);
@@ -177,6 +270,33 @@ export const TERMINAL_STATUSES: readonly JobStatus[] = ['succeeded', 'failed', '
 export const isTerminal = (s: JobStatus): boolean => TERMINAL_STATUSES.includes(s);
 
 const EnvName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'not a valid environment variable name');
+
+// ---------- secrets ----------
+
+/** Bytes (UTF-8) one secret's value may have: tokens and keys, not files. */
+export const SECRET_VALUE_MAX = 64 * 1024;
+/** Shorter values are not masked in logs: masking every "abc" would destroy a log and hide nothing. */
+export const SECRET_MIN_MASKED = 4;
+
+/** A secret's name: an environment variable's, not one the worker sets for its own use. */
+export const SecretName = z
+  .string()
+  .max(128)
+  .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'a secret name is an environment variable name: letters, digits and _, not starting with a digit')
+  .refine((n) => !/^HEARTH_/i.test(n), { message: 'names starting with HEARTH_ are the worker\'s own' });
+
+export const SetSecretBody = z
+  .object({
+    value: z
+      .string()
+      .min(1, 'a secret needs a value')
+      .refine((v) => new TextEncoder().encode(v).length <= SECRET_VALUE_MAX, { message: `a secret's value may have at most ${SECRET_VALUE_MAX / 1024} KiB` }),
+  })
+  .strict();
+
+/** A secret as listed: its name and when it was last set, never its value. */
+export const SecretInfo = z.object({ name: SecretName, updatedAt: z.number() });
+export type SecretInfo = z.infer<typeof SecretInfo>;
 
 /**
  * A session is a job (a script or notebook run to its end) or a kernel (a long-lived IPython
@@ -207,6 +327,12 @@ export const JobSpec = z
     outputs: z.array(z.string().min(1).max(1000)).max(100).default([]),
     /** folder, relative to the workspace root, whose *tfevents* files are tailed */
     logdir: RelPath.default('runs'),
+    /**
+     * The packages to install before the session starts: a pip requirements file, or a
+     * pyproject.toml (its [project] dependencies), relative to the workspace root. Without it the
+     * worker uses requirements.txt, else pyproject.toml's dependencies, at the root when present.
+     */
+    requirements: RelPath.optional(),
     manifest: Manifest,
   })
   .strict();
@@ -225,6 +351,8 @@ export const StartKernelBody = z
     outputs: z.array(z.string().min(1).max(1000)).max(100).default([]),
     idleMinutes: z.number().min(0).max(7 * 24 * 60).default(60),
     releaseLease: z.boolean().default(false),
+    /** as JobSpec.requirements */
+    requirements: RelPath.optional(),
   })
   .strict();
 export type StartKernelBody = z.input<typeof StartKernelBody>;
@@ -327,6 +455,13 @@ export const EventBody = z.discriminatedUnion('type', [
    * as a whole, e.g. its state starting/idle/busy/restarting/dead).
    */
   z.object({ type: z.literal('kernel'), requestId: Id.nullable(), msgType: KernelMsgType, content: z.record(z.unknown()) }),
+  /**
+   * The worker prepares the session's Python environment from its requirements, before the
+   * session starts: `installing` (pip's output follows as log events), `waiting` (another session
+   * installs the same requirements), `ready` (`reused`: from the worker's cache, nothing installed).
+   * A failed install ends the session `failed`, its reason naming the requirement and pip's why.
+   */
+  z.object({ type: z.literal('setup'), phase: z.enum(['installing', 'waiting', 'ready']), source: RelPath, reused: z.boolean().optional() }),
   /** something the worker wants the person to know that is not the program's own output */
   z.object({ type: z.literal('notice'), level: z.enum(['info', 'warning', 'error']), message: z.string().max(10_000) }),
 ]);
@@ -383,6 +518,16 @@ export const JobAssignment = z.object({
   spec: JobSpec,
   /** the last wseq the broker holds for this job (0 for a new job) */
   ackedWseq: z.number().int().min(0),
+  /**
+   * The renter's secrets, as environment variables of this session only. They travel with the
+   * dispatch, never in the spec (which `GET /v1/jobs/:id` and the job's record keep).
+   */
+  secrets: z.record(EnvName, z.string().max(SECRET_VALUE_MAX)).optional(),
+  /**
+   * The same opaque key for every session of one account on this worker (and a different one on
+   * another worker): what the worker keys the account's Hugging Face cache by. Never the account.
+   */
+  cacheKey: z.string().regex(/^[0-9a-f]{32}$/).optional(),
 });
 export type JobAssignment = z.infer<typeof JobAssignment>;
 

@@ -5,11 +5,31 @@ import { FitAddon } from '@xterm/addon-fit';
 import { SearchAddon } from '@xterm/addon-search';
 import { WebLinksAddon } from '@xterm/addon-web-links';
 import '@xterm/xterm/css/xterm.css';
+import { CarriageReturns } from './carriage-return';
 import { cssVar, onThemeChange } from './theme';
 
 export interface LogViewHooks {
   openLink(url: string): void;
   copy(text: string): void;
+  /** a remote traceback's file (relative to the job's folder) and 1-based line was clicked */
+  openSource(jobId: string, path: string, line: number): void;
+}
+
+/**
+ * A path in the job's folder on the worker (`…/jobs/<job id>/<relative path>`), as Python's
+ * tracebacks (`File "…", line N`) and most tools (`…:N`) print it.
+ */
+const REMOTE_SOURCE = /(?:\/[^\s"':]*)?\/jobs\/(job_[A-Za-z0-9_-]+)\/([^\s"':,()]+)(?:", line |:)(\d+)/g;
+
+/** The links of one row of text: where each starts (0-based), its text length and its target. */
+export function remoteSourceLinks(text: string): Array<{ index: number; length: number; jobId: string; path: string; line: number }> {
+  const out: Array<{ index: number; length: number; jobId: string; path: string; line: number }> = [];
+  for (const m of text.matchAll(REMOTE_SOURCE)) {
+    const rel = m[2] as string;
+    if (rel.split('/').some((seg) => seg === '..' || seg === '')) continue;
+    out.push({ index: m.index, length: m[0].length, jobId: m[1] as string, path: rel, line: Number(m[3]) });
+  }
+  return out;
 }
 
 const encoder = new TextEncoder();
@@ -18,8 +38,11 @@ export class LogView {
   readonly term: Terminal;
   private readonly fit = new FitAddon();
   private readonly search = new SearchAddon();
+  private readonly returns = new CarriageReturns();
   /** UTF-8 bytes of program output written so far */
   bytes = 0;
+  /** what the search box shows about matches ('3 of 12', 'No match'), for tests too */
+  searchStatus = '';
 
   constructor(
     private readonly host: HTMLElement,
@@ -38,12 +61,42 @@ export class LogView {
       cursorInactiveStyle: 'none',
       fontFamily: cssVar('--vscode-editor-font-family', 'monospace'),
       fontSize: Number.parseInt(cssVar('--vscode-editor-font-size', '13'), 10) || 13,
+      // At line height 1 the DOM renderer's rows clip glyphs below the baseline in some fonts
+      // and sizes (DejaVu Sans Mono at 14 px: '_' vanished, train_loss read "train loss").
+      lineHeight: 1.2,
       theme: terminalTheme(),
+      // the search addon's match count comes from its decorations
+      allowProposedApi: true,
     });
     this.term.loadAddon(this.fit);
     this.term.loadAddon(this.search);
     this.term.loadAddon(new WebLinksAddon((_e, uri) => this.hooks.openLink(uri)));
     this.term.open(host);
+    this.term.registerLinkProvider({
+      provideLinks: (y, callback) => {
+        // the whole logical line, as a long path may wrap onto the next row
+        const buf = this.term.buffer.active;
+        let first = y - 1;
+        while (first > 0 && buf.getLine(first)?.isWrapped) first--;
+        let last = y - 1;
+        while (buf.getLine(last + 1)?.isWrapped) last++;
+        const cols = this.term.cols;
+        let text = '';
+        for (let r = first; r <= last; r++) text += buf.getLine(r)?.translateToString(r === last) ?? '';
+        // a string index as a (1-based) cell position; one cell per character is close enough
+        // for paths, which are ASCII
+        const at = (i: number) => ({ x: (i % cols) + 1, y: first + Math.floor(i / cols) + 1 });
+        const links = remoteSourceLinks(text)
+          .map((l) => ({
+            range: { start: at(l.index), end: at(l.index + l.length - 1) },
+            text: text.slice(l.index, l.index + l.length),
+            decorations: { pointerCursor: true, underline: true },
+            activate: () => this.hooks.openSource(l.jobId, l.path, l.line),
+          }))
+          .filter((l) => l.range.start.y <= y && l.range.end.y >= y);
+        callback(links.length > 0 ? links : undefined);
+      },
+    });
     this.term.attachCustomKeyEventHandler((e) => {
       const mod = e.ctrlKey || e.metaKey;
       if (e.type === 'keydown' && mod && e.key.toLowerCase() === 'c' && this.term.hasSelection()) {
@@ -73,20 +126,37 @@ export class LogView {
     input.className = 'search';
     input.setAttribute('aria-label', 'Search log');
     this.searchInput = input;
+    const count = document.createElement('span');
+    count.className = 'search-count';
+    count.setAttribute('aria-live', 'polite');
+    const show = (text: string): void => {
+      this.searchStatus = text;
+      count.textContent = text;
+    };
+    this.search.onDidChangeResults(({ resultIndex, resultCount }) => {
+      if (input.value === '') return show('');
+      if (resultCount === 0) return show('No match');
+      show(resultIndex < 0 ? `${resultCount}+ matches` : `${resultIndex + 1} of ${resultCount}`);
+    });
+    const opts = (incremental: boolean) => ({ incremental, decorations: SEARCH_DECORATIONS });
     const find = (back: boolean): void => {
       const term = input.value;
       if (term === '') return;
-      const found = back ? this.search.findPrevious(term) : this.search.findNext(term, { incremental: false });
+      const found = back ? this.search.findPrevious(term, opts(false)) : this.search.findNext(term, opts(false));
       input.classList.toggle('not-found', !found);
+      if (!found) show('No match');
     };
     input.addEventListener('input', () => {
       if (input.value === '') {
         this.search.clearDecorations();
         this.term.clearSelection();
         input.classList.remove('not-found');
+        show('');
         return;
       }
-      input.classList.toggle('not-found', !this.search.findNext(input.value, { incremental: true }));
+      const found = this.search.findNext(input.value, opts(true));
+      input.classList.toggle('not-found', !found);
+      if (!found) show('No match');
     });
     input.addEventListener('keydown', (e) => {
       if (e.key === 'Enter') find(e.shiftKey);
@@ -98,6 +168,7 @@ export class LogView {
     });
     bar.append(
       input,
+      count,
       button('↑', 'Previous match (Shift+Enter)', () => find(true)),
       button('↓', 'Next match (Enter)', () => find(false)),
       button('Copy', 'Copy the selection, or the whole log when nothing is selected', () => this.copySelection(true)),
@@ -117,7 +188,7 @@ export class LogView {
 
   write(data: string): void {
     this.bytes += encoder.encode(data).length;
-    this.term.write(data);
+    this.term.write(this.returns.transform(data, this.term.cols));
   }
 
   /** The log as text lines, rows that a long line wrapped onto joined back; for tests. */
@@ -137,7 +208,7 @@ export class LogView {
   /** A line from Hearth itself (notices), dimmed so it is not taken for program output. */
   writeNote(text: string, level: 'info' | 'warning' | 'error'): void {
     const colour = level === 'error' ? '31' : level === 'warning' ? '33' : '2';
-    this.term.write(`\r\n\x1b[${colour}m[hearth] ${text.replace(/\r?\n/g, '\r\n')}\x1b[0m\r\n`);
+    this.term.write(`${this.returns.flush()}\r\n\x1b[${colour}m[hearth] ${text.replace(/\r?\n/g, '\r\n')}\x1b[0m\r\n`);
   }
 
   resize(): void {
@@ -149,6 +220,13 @@ export class LogView {
     }
   }
 }
+
+const SEARCH_DECORATIONS = {
+  matchBackground: '#515c6a',
+  matchOverviewRuler: '#d186167e',
+  activeMatchBackground: '#a8ac94',
+  activeMatchColorOverviewRuler: '#a0a0a0',
+};
 
 function button(label: string, title: string, onClick: () => void): HTMLButtonElement {
   const b = document.createElement('button');

@@ -5,6 +5,7 @@ import {
   HostToWebview,
   PanelViewState,
   type ConnectionState,
+  type PanelAction,
   type PanelDrawState,
   type WebviewToHost,
   type XAxisMode,
@@ -34,6 +35,10 @@ let connection: ConnectionState = 'connected';
 let connectionError: string | undefined;
 const notices: Array<{ level: 'info' | 'warning' | 'error'; message: string }> = [];
 const artifacts: Artifact[] = [];
+/** artifact paths the host says are pulled into the workspace */
+const pulled = new Set<string>();
+/** when the job started running: the broker's word, else the 'running' event's time */
+let runningSince: number | undefined;
 let options = { scrollback: 100_000 };
 
 // ---------- layout ----------
@@ -54,7 +59,22 @@ const statusEl = el('span', 'status');
 const exitEl = el('span', 'exit');
 const timeEl = el('span', 'elapsed');
 const connEl = el('span', 'connection');
-header.append(titleEl, entryEl, statusEl, exitEl, timeEl, connEl);
+const actionsEl = el('span', 'actions');
+const actionButtons: Record<PanelAction, HTMLButtonElement> = {
+  stop: actionButton('Stop', 'Cancel the run on the worker', 'stop'),
+  pull: actionButton('Pull Weights', 'Download the run’s artifacts into .hearth/runs/<job>/', 'pull'),
+  rerun: actionButton('Re-run', 'Run the same file again from this workspace', 'rerun'),
+};
+actionsEl.append(actionButtons.stop, actionButtons.pull, actionButtons.rerun);
+header.append(titleEl, entryEl, statusEl, exitEl, timeEl, connEl, actionsEl);
+
+function actionButton(label: string, title: string, action: PanelAction): HTMLButtonElement {
+  const b = el('button', `action action-${action}`, label);
+  b.title = title;
+  b.hidden = true;
+  b.addEventListener('click', () => post({ type: 'action', action }));
+  return b;
+}
 
 const extras = el('details', 'extras');
 extras.hidden = true;
@@ -76,9 +96,16 @@ logPane.append(logBar, termHost);
 const chartsPane = el('section', 'pane charts-pane');
 const chartBar = el('div', 'toolbar');
 const chartsRoot = el('div', 'chart-groups');
-const emptyCharts = el('div', 'empty', 'No scalars yet. Write TensorBoard event files under the job’s logdir to see them here.');
+const NO_SCALARS = 'No scalars yet. Write TensorBoard event files under the job’s logdir to see them here.';
+const emptyCharts = el('div', 'empty', NO_SCALARS);
 chartsPane.append(chartBar, emptyCharts, chartsRoot);
-main.append(logPane, chartsPane);
+// The log has the whole width until the run writes scalars; then a splitter divides the two.
+const splitter = el('div', 'splitter');
+splitter.setAttribute('role', 'separator');
+splitter.setAttribute('aria-orientation', 'vertical');
+splitter.title = 'Drag to share the width between the log and the charts';
+main.classList.add('no-scalars');
+main.append(logPane, splitter, chartsPane);
 app.append(header, extras, telemetryEl, main);
 
 // ---------- parts ----------
@@ -90,6 +117,36 @@ const settings = {
   filter: saved?.filter ?? '',
   collapsed: new Set(saved?.collapsed ?? []),
 };
+let split = saved?.split ?? 0.5;
+const applySplit = (): void => main.style.setProperty('--split', `${(split * 100).toFixed(2)}%`);
+applySplit();
+splitter.tabIndex = 0;
+splitter.addEventListener('keydown', (e) => {
+  const step = e.key === 'ArrowLeft' ? -0.05 : e.key === 'ArrowRight' ? 0.05 : 0;
+  if (step === 0) return;
+  e.preventDefault();
+  split = Math.min(0.9, Math.max(0.1, split + step));
+  applySplit();
+  persist();
+});
+splitter.addEventListener('pointerdown', (e) => {
+  e.preventDefault();
+  splitter.setPointerCapture(e.pointerId);
+  const box = main.getBoundingClientRect();
+  // where on the splitter it was grabbed, so it does not jump under the pointer
+  const grab = e.clientX - splitter.getBoundingClientRect().left;
+  const move = (ev: PointerEvent): void => {
+    split = Math.min(0.9, Math.max(0.1, (ev.clientX - grab - box.left) / box.width));
+    applySplit();
+  };
+  const up = (): void => {
+    splitter.removeEventListener('pointermove', move);
+    splitter.removeEventListener('pointerup', up);
+    persist();
+  };
+  splitter.addEventListener('pointermove', move);
+  splitter.addEventListener('pointerup', up);
+});
 const store = new ScalarStore();
 const charts = new ScalarCharts(chartsRoot, store, settings);
 let log: LogView | undefined;
@@ -101,6 +158,7 @@ function ensureLog(): LogView {
     copy: (text) => {
       post({ type: 'copy', text });
     },
+    openSource: (job, path, line) => post({ type: 'openSource', jobId: job, path, line }),
   });
   return log;
 }
@@ -110,6 +168,7 @@ let syncControls = (): void => {};
 buildChartControls();
 charts.onDrawn = () => requestState();
 charts.onCollapsedChange = () => persist();
+charts.onSave = (format, name, data) => post({ type: 'save', format, name, data });
 onThemeChange(() => charts.rebuildAll());
 
 function buildChartControls(): void {
@@ -122,6 +181,7 @@ function buildChartControls(): void {
   filter.addEventListener('input', () => {
     settings.filter = filter.value;
     charts.update(false);
+    renderChartsState();
     persist();
   });
 
@@ -181,6 +241,29 @@ function buildChartControls(): void {
   };
 }
 
+/** What the charts pane says when it has nothing to draw: no scalars, or a filter that hides all. */
+function renderChartsState(): void {
+  const f = settings.filter.trim();
+  let invalid: string | undefined;
+  try {
+    new RegExp(f, 'i');
+  } catch (err) {
+    invalid = err instanceof Error ? err.message.replace(/^Invalid regular expression: /, '') : String(err);
+  }
+  const filterBox = chartBar.querySelector<HTMLInputElement>('input.filter');
+  filterBox?.classList.toggle('invalid', invalid !== undefined);
+  if (filterBox) filterBox.title = invalid ? `Not a valid regular expression (${invalid}): matching it as plain text` : 'Filter tags (regex)';
+  const tags = store.byTag.size;
+  const shown = charts.shownCount();
+  let text = '';
+  if (tags === 0) text = NO_SCALARS;
+  else if (shown === 0) text = `No tag matches “${f}”${invalid ? ' (not a valid regular expression, so matched as plain text)' : ''} — ${tags} tag${tags === 1 ? '' : 's'} hidden.`;
+  else if (invalid) text = `“${f}” is not a valid regular expression (${invalid}); matching it as plain text.`;
+  emptyCharts.textContent = text;
+  emptyCharts.hidden = text === '';
+  emptyCharts.classList.toggle('error', invalid !== undefined);
+}
+
 // Ctrl/Cmd+F searches the log wherever the focus is in the panel.
 document.addEventListener('keydown', (e) => {
   if ((e.ctrlKey || e.metaKey) && e.key.toLowerCase() === 'f') {
@@ -216,12 +299,15 @@ function applyEvents(events: readonly JobEvent[]): void {
         break;
       case 'status':
         status = b.status;
+        if (b.status === 'running' && runningSince === undefined) runningSince = e.ts;
         if (b.exitCode !== undefined) exitCode = b.exitCode;
         if (b.reason !== undefined) reason = b.reason;
         headerChanged = true;
         break;
       case 'artifact':
         artifacts.push(b.artifact);
+        // the artifacts are what a person came for: show them
+        extras.open = true;
         extrasChanged = true;
         break;
       case 'kernel': {
@@ -238,11 +324,12 @@ function applyEvents(events: readonly JobEvent[]): void {
     }
   }
   if (changedTags.size > 0) {
-    emptyCharts.hidden = true;
+    main.classList.remove('no-scalars');
     charts.changed(changedTags);
+    renderChartsState();
   }
   if (extrasChanged) renderExtras();
-  if (headerChanged) renderHeader();
+  if (headerChanged || extrasChanged) renderHeader();
   requestState();
 }
 
@@ -255,10 +342,15 @@ function renderHeader(): void {
   const code = exitCode ?? job?.exitCode;
   exitEl.textContent = code === null || code === undefined ? '' : `exit ${code}`;
   exitEl.title = reason ?? job?.reason ?? '';
-  const started = job?.startedAt;
+  const started = job?.startedAt ?? runningSince;
   // a job that is over but whose end time has not come from the broker yet shows no clock
   const end = job?.endedAt ?? (st && isTerminal(st) ? null : Date.now());
-  timeEl.textContent = started && end !== null ? formatDuration((end - started) / 1000) : '';
+  timeEl.textContent = started && end !== null ? formatDuration(Math.max(0, end - started) / 1000) : '';
+  timeEl.title = started ? `started ${new Date(started).toLocaleString()}` : '';
+  const live = st !== undefined && !isTerminal(st);
+  actionButtons.stop.hidden = !live;
+  actionButtons.pull.hidden = !(st && isTerminal(st) && st !== 'cancelled') && artifacts.length === 0;
+  actionButtons.rerun.hidden = (job?.entry ?? '') === '' || job?.kind === 'kernel';
   // 'ended' is normal once the job is over; with an error it means the broker could not be followed
   connEl.textContent = connection === 'reconnecting' ? 'reconnecting…' : connectionError ? `not following: ${connectionError}` : '';
   connEl.title = connectionError ?? '';
@@ -267,7 +359,7 @@ function renderHeader(): void {
 }
 setInterval(() => {
   const st = status ?? job?.status;
-  if (st === 'running') renderHeader();
+  if (st !== undefined && !isTerminal(st)) renderHeader();
 }, 1000);
 
 function renderExtras(): void {
@@ -285,8 +377,16 @@ function renderExtras(): void {
   artifactList.replaceChildren(
     ...artifacts.map((a) => {
       const li = el('li', 'artifact');
-      li.append(el('span', 'path', a.path), el('span', 'size', formatBytes(a.size)));
-      li.title = a.sha256;
+      const link = el('a', 'path', a.path);
+      link.href = '#';
+      link.title = pulled.has(a.path) ? `Open ${a.path} (pulled)` : `Pull the run’s artifacts and open ${a.path}`;
+      link.addEventListener('click', (e) => {
+        e.preventDefault();
+        post({ type: 'openArtifact', path: a.path });
+      });
+      li.append(link, el('span', 'size', formatBytes(a.size)));
+      if (pulled.has(a.path)) li.append(el('span', 'pulled', 'pulled'));
+      li.title = `sha256 ${a.sha256}`;
       return li;
     }),
   );
@@ -333,6 +433,7 @@ function persist(): void {
     logY: settings.logY,
     filter: settings.filter,
     collapsed: [...settings.collapsed],
+    split,
   });
 }
 
@@ -391,6 +492,10 @@ function onMessage(parsed: ReturnType<typeof HostToWebview.safeParse>): void {
       connectionError = msg.error;
       renderHeader();
       break;
+    case 'pulled':
+      for (const p of msg.paths) pulled.add(p);
+      renderExtras();
+      break;
   }
 }
 
@@ -405,6 +510,10 @@ window.addEventListener('unhandledrejection', (e) => post({ type: 'error', messa
   state: drawState,
   /** the log as xterm.js holds it (written lines only: xterm parses writes a little later) */
   logLines: (): string[] => log?.lines() ?? [],
+  /** what the log search says about matches */
+  searchStatus: (): string => log?.searchStatus ?? '',
+  logCols: (): number => log?.term.cols ?? 0,
+  charts,
 };
 
 renderHeader();

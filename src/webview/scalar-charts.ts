@@ -58,6 +58,8 @@ export class ScalarCharts {
   /** called after a frame's charts have all drawn */
   onDrawn: () => void = () => {};
   onCollapsedChange: () => void = () => {};
+  /** a chart's PNG (base64) or its data as CSV, to be saved by the host */
+  onSave: (format: 'png' | 'csv', name: string, data: string) => void = () => {};
 
   constructor(
     private readonly root: HTMLElement,
@@ -108,6 +110,18 @@ export class ScalarCharts {
       g.el.open = !this.settings.collapsed.has(name);
     }
     this.schedule();
+  }
+
+  /** How many tag charts the filter leaves shown. */
+  shownCount(): number {
+    let n = 0;
+    for (const c of this.charts.values()) if (!c.card.hidden) n++;
+    return n;
+  }
+
+  /** A tag's chart, for tests. */
+  chart(tag: string): TagChart | undefined {
+    return this.charts.get(tag);
   }
 
   /** Theme changed: axis and grid colours are baked into uPlot's options. */
@@ -204,7 +218,7 @@ export class ScalarCharts {
       g = { el, grid, count };
       this.groups.set(groupName, g);
     }
-    const c = new TagChart(tag, () => this.chartDrawn(), () => this.schedule());
+    const c = new TagChart(tag, () => this.chartDrawn(), () => this.schedule(), this.store, this.settings, (f, n, d) => this.onSave(f, n, d));
     c.series = this.store.byTag.get(tag) ?? [];
     c.card.hidden = !this.matcher(tag);
     const tags = [...this.charts.keys(), tag].filter((t) => tagGroup(t) === groupName).sort();
@@ -233,9 +247,18 @@ function axisColours(): AxisColours {
   };
 }
 
-class TagChart {
+/** What an axis last labelled: each tick's value and text ('' for an unlabelled tick). */
+export interface AxisTicks {
+  values: number[];
+  labels: string[];
+}
+
+export class TagChart {
   readonly card: HTMLElement;
   private readonly plotEl: HTMLElement;
+  private readonly tooltip: HTMLElement;
+  /** the ticks of the x and y axes as last drawn, for tests */
+  readonly ticks: { x: AxisTicks; y: AxisTicks } = { x: { values: [], labels: [] }, y: { values: [], labels: [] } };
   private readonly legendEl: HTMLElement;
   private readonly titleCount: HTMLElement;
   series: ScalarSeries[] = [];
@@ -245,6 +268,8 @@ class TagChart {
   private plot: uPlot | null = null;
   private plotRuns = 0;
   private readonly smoothers = new Map<ScalarSeries, EmaSmoother>();
+  /** each series' smoothed values as of the last draw */
+  private readonly smoothed = new Map<ScalarSeries, Float64Array>();
   private readonly decimators = new Map<ScalarSeries, IncrementalM4>();
   private smoothingDrawn = NaN;
   /** the x range the person zoomed to, or null for everything */
@@ -257,6 +282,9 @@ class TagChart {
     readonly tag: string,
     private readonly drawn: () => void,
     private readonly schedule: () => void,
+    private readonly store: ScalarStore,
+    private readonly settings: ChartSettings,
+    private readonly save: (format: 'png' | 'csv', name: string, data: string) => void,
   ) {
     this.card = document.createElement('div');
     this.card.className = 'chart-card';
@@ -268,19 +296,34 @@ class TagChart {
     name.title = tag;
     this.titleCount = document.createElement('span');
     this.titleCount.className = 'count';
-    title.append(name, this.titleCount);
+    const tools = document.createElement('span');
+    tools.className = 'chart-tools';
+    tools.append(
+      smallButton('PNG', 'Download this chart as a PNG image', () => this.savePng()),
+      smallButton('CSV', 'Download this chart’s data (every point of every run) as CSV', () => this.saveCsv()),
+    );
+    title.append(name, this.titleCount, tools);
     this.plotEl = document.createElement('div');
     this.plotEl.className = 'chart-plot';
     this.plotEl.style.height = `${CHART_HEIGHT}px`;
+    this.tooltip = document.createElement('div');
+    this.tooltip.className = 'chart-tooltip';
+    this.tooltip.hidden = true;
     this.legendEl = document.createElement('div');
     this.legendEl.className = 'chart-legend';
     this.card.append(title, this.plotEl, this.legendEl);
+  }
+
+  /** the uPlot instance, for tests */
+  get uplot(): uPlot | null {
+    return this.plot;
   }
 
   destroyPlot(): void {
     this.plot?.destroy();
     this.plot = null;
     this.plotEl.replaceChildren();
+    this.tooltip.hidden = true;
     this.zoom = null;
     // the x axis may have changed: the column grids are on the old one
     this.decimators.clear();
@@ -307,6 +350,7 @@ class TagChart {
       // a new weight or an inserted point changes smoothed values before the end
       const smoothChanged = s.inserted || settings.smoothing !== this.smoothingDrawn;
       const smooth = sm.update(s.value, n, settings.smoothing);
+      this.smoothed.set(s, smooth);
       const xsSrc = xMode === 'step' ? s.step : s.wall;
       const offset = xMode === 'relative' ? s.minWall : 0;
       const first = (xsSrc[0] as number) - offset;
@@ -360,6 +404,7 @@ class TagChart {
       this.plotEl.replaceChildren();
       this.plotRuns = runs;
       this.plot = new uPlot(this.options(settings, store, colours, width), data, this.plotEl);
+      this.plot.over.append(this.tooltip);
     } else {
       if (this.plot.width !== width) this.plot.setSize({ width, height: CHART_HEIGHT });
       this.settingData = true;
@@ -375,24 +420,49 @@ class TagChart {
 
   private options(settings: ChartSettings, store: ScalarStore, colours: AxisColours, width: number): uPlot.Options {
     const series: uPlot.Series[] = [{ label: settings.xAxis === 'step' ? 'step' : 'time' }];
+    // a series of one point has no line to draw: show its point (the smoothed one, over the raw)
+    const lonePoint = (u: uPlot, si: number): boolean => definedCount(u.data[si], 2) === 1;
     for (const s of this.series.filter((x) => x.n > 0)) {
       const colour = runColour(store.runIndex(s.run));
       series.push(
         { label: `${s.run} (raw)`, stroke: withAlpha(colour, 0.3), width: 1, points: { show: false } },
-        { label: s.run, stroke: colour, width: 1.5, points: { show: false } },
+        { label: s.run, stroke: colour, width: 1.5, points: { show: lonePoint, size: 7, fill: colour, stroke: colour } },
       );
     }
     const axis = (): uPlot.Axis => ({
       stroke: colours.text,
       font: colours.font,
+      labelFont: colours.font,
+      labelSize: 16,
+      labelGap: 0,
       grid: { stroke: colours.grid, width: 1 },
       ticks: { stroke: colours.grid, width: 1 },
     });
+    const record = (which: 'x' | 'y', vals: number[], labels: string[]): string[] => {
+      this.ticks[which] = { values: [...vals], labels };
+      return labels;
+    };
     const xAxis = axis();
-    if (settings.xAxis === 'relative') xAxis.values = (_u, vals) => vals.map(formatDuration);
+    xAxis.label = settings.xAxis === 'step' ? 'step' : settings.xAxis === 'relative' ? 'time since start' : 'wall time';
+    if (settings.xAxis === 'relative') {
+      xAxis.space = 60;
+      xAxis.values = (_u, vals) => record('x', vals, vals.map(formatDuration));
+    } else if (settings.xAxis === 'wall') {
+      // "23:59:59" is about 55 px at 11 px: leave room so neighbours never touch
+      xAxis.space = 85;
+      xAxis.values = (u, vals) => {
+        const span = (u.scales.x?.max ?? 0) - (u.scales.x?.min ?? 0);
+        return record('x', vals, vals.map((v) => formatWallTick(v, span)));
+      };
+    } else {
+      xAxis.space = 60;
+      xAxis.values = (_u, vals) => record('x', vals, vals.map(formatValue));
+    }
     const yAxis = axis();
     yAxis.size = 56;
-    yAxis.values = (_u, vals) => vals.map(formatValue);
+    yAxis.label = settings.logY ? 'value (log scale)' : 'value';
+    yAxis.space = 24;
+    yAxis.values = (_u, vals) => record('y', vals, settings.logY ? logTickLabels(vals) : vals.map(formatValue));
     return {
       width,
       height: CHART_HEIGHT,
@@ -401,7 +471,7 @@ class TagChart {
       cursor: { drag: { x: true, y: false }, points: { show: false } },
       scales: {
         x: { time: settings.xAxis === 'wall' },
-        y: settings.logY ? { distr: 3 } : {},
+        y: settings.logY ? { distr: 3, log: 10 } : {},
       },
       axes: [xAxis, yAxis],
       hooks: {
@@ -420,9 +490,93 @@ class TagChart {
             this.schedule();
           },
         ],
-        setCursor: [(u) => this.renderLegend(store, u.cursor.idx ?? null)],
+        setCursor: [
+          (u) => {
+            this.renderLegend(store, u.cursor.idx ?? null);
+            this.renderTooltip(u);
+          },
+        ],
       },
     };
+  }
+
+  /** Step, raw and smoothed value, wall and relative time of every run at the cursor. */
+  private renderTooltip(u: uPlot): void {
+    const left = u.cursor.left;
+    if (left === undefined || left < 0 || u.cursor.idx == null) {
+      this.tooltip.hidden = true;
+      return;
+    }
+    const x = u.posToVal(left, 'x');
+    const mode = this.settings.xAxis;
+    const rows: HTMLElement[] = [];
+    for (const s of this.series) {
+      if (s.n === 0) continue;
+      const offset = mode === 'relative' ? s.minWall : 0;
+      const i = nearestIndex(mode === 'step' ? s.step : s.wall, s.n, x + offset);
+      const smooth = this.smoothed.get(s);
+      const row = document.createElement('div');
+      row.className = 'tooltip-row';
+      const sw = document.createElement('span');
+      sw.className = 'swatch';
+      sw.style.background = runColour(this.store.runIndex(s.run));
+      const name = document.createElement('span');
+      name.className = 'tooltip-run';
+      name.textContent = s.run === '.' ? '(run)' : s.run;
+      const text = document.createElement('span');
+      const wall = s.wall[i] as number;
+      text.textContent = [
+        `step ${formatStep(s.step[i] as number)}`,
+        `value ${formatValue(finiteOrNull(s.value[i] as number) ?? NaN)}`,
+        `smoothed ${formatValue(smooth ? finiteOrNull(smooth[i] as number) : null)}`,
+        `wall ${formatClock(wall)}`,
+        `relative ${formatDuration(wall - s.minWall)}`,
+      ].join(' · ');
+      row.append(sw, name, text);
+      rows.push(row);
+    }
+    this.tooltip.replaceChildren(...rows);
+    this.tooltip.hidden = rows.length === 0;
+    // beside the cursor, on the side with room
+    const w = this.tooltip.offsetWidth;
+    const overW = u.over.clientWidth;
+    this.tooltip.style.left = `${left + 12 + w > overW ? Math.max(0, left - 12 - w) : left + 12}px`;
+    this.tooltip.style.top = `${Math.max(0, Math.min((u.cursor.top ?? 0) + 12, u.over.clientHeight - this.tooltip.offsetHeight))}px`;
+  }
+
+  private fileName(ext: string): string {
+    return `${this.tag.replace(/[^\w.-]+/g, '_')}.${ext}`;
+  }
+
+  /** The chart as a person sees it (axes included), on the theme's background, with its tag. */
+  private savePng(): void {
+    const src = this.plot?.ctx.canvas;
+    if (!src) return;
+    const pad = 24;
+    const c = document.createElement('canvas');
+    c.width = src.width;
+    c.height = src.height + pad;
+    const g = c.getContext('2d');
+    if (!g) return;
+    g.fillStyle = cssVar('--vscode-editor-background', '#1e1e1e');
+    g.fillRect(0, 0, c.width, c.height);
+    g.fillStyle = cssVar('--vscode-foreground', '#cccccc');
+    g.font = `${Math.round(12 * (window.devicePixelRatio || 1))}px ${cssVar('--vscode-font-family', 'sans-serif')}`;
+    g.fillText(this.tag, 8, pad * 0.7);
+    g.drawImage(src, 0, pad);
+    this.save('png', this.fileName('png'), c.toDataURL('image/png').replace(/^data:image\/png;base64,/, ''));
+  }
+
+  /** Every point of every run of this tag (not the decimated ones), with its smoothed value. */
+  private saveCsv(): void {
+    const lines = ['run,step,wall_time,value,smoothed'];
+    for (const s of this.series) {
+      const smooth = new EmaSmoother().update(s.value, s.n, this.settings.smoothing);
+      for (let i = 0; i < s.n; i++) {
+        lines.push([csvField(s.run), s.step[i], s.wall[i], csvNumber(s.value[i] as number), csvNumber(smooth[i] as number)].join(','));
+      }
+    }
+    this.save('csv', this.fileName('csv'), `${lines.join('\n')}\n`);
   }
 
   private renderLegend(store: ScalarStore, idx: number | null): void {
@@ -452,6 +606,81 @@ class TagChart {
     });
     this.legendEl.replaceChildren(...rows);
   }
+}
+
+function smallButton(label: string, title: string, onClick: () => void): HTMLButtonElement {
+  const b = document.createElement('button');
+  b.className = 'chart-tool';
+  b.textContent = label;
+  b.title = title;
+  b.addEventListener('click', onClick);
+  return b;
+}
+
+/** Counts the non-null values of `ys`, stopping at `upTo`. */
+function definedCount(ys: ArrayLike<number | null | undefined> | undefined, upTo: number): number {
+  let n = 0;
+  if (!ys) return 0;
+  for (let i = 0; i < ys.length && n < upTo; i++) if (ys[i] != null) n++;
+  return n;
+}
+
+/** The index in sorted `xs[0..n)` whose value is nearest `x`. */
+function nearestIndex(xs: Float64Array, n: number, x: number): number {
+  let lo = 0;
+  let hi = n - 1;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if ((xs[mid] as number) < x) lo = mid + 1;
+    else hi = mid;
+  }
+  if (lo > 0 && Math.abs((xs[lo - 1] as number) - x) <= Math.abs((xs[lo] as number) - x)) return lo - 1;
+  return lo;
+}
+
+function formatStep(v: number): string {
+  return Number.isInteger(v) ? v.toLocaleString('en-US') : formatValue(v);
+}
+
+const pad2 = (n: number): string => String(n).padStart(2, '0');
+
+/** A wall time (seconds since the epoch) as local HH:MM:SS. */
+export function formatClock(seconds: number): string {
+  const d = new Date(seconds * 1000);
+  return `${pad2(d.getHours())}:${pad2(d.getMinutes())}:${pad2(d.getSeconds())}`;
+}
+
+/** A wall-time tick: the clock, with the date when the axis spans days. */
+function formatWallTick(seconds: number, span: number): string {
+  const d = new Date(seconds * 1000);
+  if (span >= 2 * 86400) return `${pad2(d.getMonth() + 1)}-${pad2(d.getDate())} ${pad2(d.getHours())}:${pad2(d.getMinutes())}`;
+  if (span >= 600) return `${pad2(d.getHours())}:${pad2(d.getMinutes())}`;
+  return formatClock(seconds);
+}
+
+/**
+ * Log-scale ticks come at 1…9 × 10^k: label every one within a decade, only the powers of ten
+ * when the axis spans more (their labels would otherwise pile on each other).
+ */
+export function logTickLabels(vals: number[]): string[] {
+  const finite = vals.filter((v) => v > 0);
+  const decades = finite.length ? Math.log10(Math.max(...finite)) - Math.log10(Math.min(...finite)) : 0;
+  return vals.map((v) => {
+    if (!(v > 0)) return '';
+    const k = Math.round(Math.log10(v));
+    const pow10 = Math.abs(v / 10 ** k - 1) < 1e-9;
+    if (decades > 1 && !pow10) return '';
+    if (pow10 && (k >= 4 || k <= -4)) return `1e${k}`;
+    return formatValue(v);
+  });
+}
+
+function csvField(s: string): string {
+  return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+function csvNumber(v: number): string {
+  return Number.isNaN(v) ? 'NaN' : String(v);
 }
 
 function nearestDefined(ys: ArrayLike<number | null | undefined> | undefined, idx: number): number | null {

@@ -13,6 +13,7 @@ const METRICS: Array<{ key: Metric; label: string; unit: string; max?: number }>
 ];
 
 interface GpuRow {
+  cpu: boolean;
   samples: Record<Metric, Array<number | null>>;
   canvases: Record<Metric, HTMLCanvasElement>;
   values: Record<Metric, HTMLElement>;
@@ -28,7 +29,10 @@ export class TelemetryView {
 
   add(gpus: readonly GpuTelemetry[]): void {
     for (const g of gpus) {
-      const row = this.gpus.get(g.index) ?? this.addRow(g.index);
+      const cpu = g.device === 'cpu';
+      // a CPU host's row is keyed apart from GPU 0
+      const key = cpu ? -1 : g.index;
+      const row = this.gpus.get(key) ?? this.addRow(key, cpu);
       const mem = g.memoryUsedMiB !== null && g.memoryTotalMiB ? (100 * g.memoryUsedMiB) / g.memoryTotalMiB : null;
       push(row.samples.util, g.utilizationPct);
       push(row.samples.mem, mem);
@@ -41,20 +45,22 @@ export class TelemetryView {
     if (this.frame === 0) this.frame = requestAnimationFrame(() => this.draw());
   }
 
-  private addRow(index: number): GpuRow {
+  private addRow(index: number, cpu: boolean): GpuRow {
     const el = document.createElement('div');
     el.className = 'gpu';
     const name = document.createElement('span');
     name.className = 'gpu-name';
-    name.textContent = `GPU ${index}`;
+    name.textContent = cpu ? 'CPU' : `GPU ${index}`;
     el.append(name);
-    const row = { samples: {}, canvases: {}, values: {}, memText: '' } as GpuRow;
+    const row = { cpu, samples: {}, canvases: {}, values: {}, memText: '' } as GpuRow;
     for (const m of METRICS) {
       const cell = document.createElement('span');
       cell.className = 'spark';
+      // a CPU host reports no temperature or power: no sparklines that would only say n/a
+      if (cpu && (m.key === 'temp' || m.key === 'power')) cell.hidden = true;
       const label = document.createElement('span');
       label.className = 'spark-label';
-      label.textContent = m.label;
+      label.textContent = cpu && m.key === 'mem' ? 'RAM' : cpu && m.key === 'util' ? 'load' : m.label;
       const canvas = document.createElement('canvas');
       canvas.width = 90;
       canvas.height = 22;
@@ -121,7 +127,7 @@ export class TelemetryView {
         ctx.stroke();
         const last = data[data.length - 1];
         row.values[m.key].textContent = last === null || last === undefined ? 'n/a' : `${Math.round(last)}${m.unit}`;
-        if (m.key === 'mem') row.values[m.key].title = row.memText;
+        if (m.key === 'mem') row.values[m.key].title = row.cpu ? `RAM ${row.memText}` : `VRAM ${row.memText}`;
       }
     }
   }

@@ -118,3 +118,16 @@ export async function probeDevices(nvidiaSmi = 'nvidia-smi'): Promise<ProbeResul
     return { gpus: [cpuDevice()], isGpuHost: false, fallbackReason: (err as Error).message };
   }
 }
+
+/**
+ * The NVIDIA driver's version (the same on every GPU of a host), or null when nvidia-smi does not
+ * say: offers show it so a renter can tell which CUDA versions the host can run.
+ */
+export function queryDriverVersion(nvidiaSmi = 'nvidia-smi', timeoutMs = 15_000): Promise<string | null> {
+  return new Promise((resolve) => {
+    execFile(nvidiaSmi, ['--query-gpu=driver_version', '--format=csv,noheader'], { timeout: timeoutMs, maxBuffer: 1 << 16, encoding: 'utf8' }, (err, stdout) => {
+      const v = err ? '' : (stdout.split(/\r?\n/)[0] ?? '').trim();
+      resolve(/^[0-9][0-9A-Za-z.-]{0,49}$/.test(v) ? v : null);
+    });
+  });
+}

@@ -1,7 +1,7 @@
 // What a job's environment holds. The provider's own environment is theirs (cloud keys, Hub
 // tokens, SSH agents): a job gets only the few variables that describe the machine rather than
 // the person (PATH, locale, time zone, terminal, where the CUDA libraries are), what the worker
-// sets for it, and what the renter passed in the job spec.
+// sets for it, what the renter passed in the job spec, and the renter's secrets.
 
 /** Names copied from the worker's environment; anything else stays out. */
 const PASS_THROUGH = new Set(['PATH', 'LANG', 'LANGUAGE', 'TZ', 'TERM', 'LD_LIBRARY_PATH']);
@@ -19,13 +19,19 @@ export function jobEnv(o: {
   workerEnv: NodeJS.ProcessEnv;
   /** what the renter passed (already validated by the protocol's schema) */
   specEnv: Record<string, string>;
+  /** the renter's secrets, from the dispatch (the job's own --env wins over a secret of the same name) */
+  secrets?: Record<string, string>;
   /** what the worker sets for this job (HEARTH_*, CUDA_VISIBLE_DEVICES, PYTHONUNBUFFERED, HOME…): wins over both */
   set: Record<string, string>;
 }): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(o.workerEnv)) if (v !== undefined && isPassedThrough(k)) env[k] = v;
   env.PATH ??= DEFAULT_PATH;
+  // Output goes to a pipe, not a tty: tqdm and rich size their bars from these (else 80 or 10).
+  env.COLUMNS = '120';
+  env.LINES = '40';
   // The renter's own variables may override the machine's (their PATH, their locale)…
+  for (const [k, v] of Object.entries(o.secrets ?? {})) env[k] = v;
   for (const [k, v] of Object.entries(o.specEnv)) env[k] = v;
   // …but not what identifies the job to itself and to the worker's process accounting.
   for (const [k, v] of Object.entries(o.set)) env[k] = v;

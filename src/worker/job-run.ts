@@ -7,7 +7,7 @@
 // uploading its outputs) included.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { constants } from 'node:fs';
-import { chmod, copyFile, lchown, lstat, mkdir, readdir, rm } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { BrokerClient } from '../client/api';
@@ -15,13 +15,17 @@ import { isNotebookEntry, type EventBody, type JobAssignment, type JobStatus, ty
 import { findOutputs, hashFile, uploadOutput } from './artifacts';
 import type { BlobCache } from './blob-cache';
 import { confinedPath, confinedPathNoSymlinks } from './confine';
+import type { HfCache } from './hf-cache';
 import { inheritedEnv, jobEnv } from './job-env';
-import { DEFAULT_LIMITS, formatBytes, JobCgroup, rlimitArgs, type JobLimits, type LimitBackend } from './limits';
+import { chownTree, confinedCommand, type ConfinedCommand, type Confinement } from './confined';
+import { diskUsage, MAX_DISK_ENTRIES } from './disk-usage';
+import { findRequirements, pipConfigFiles, type EnvCache, type PreparedEnv, type Requirements } from './env-cache';
+import { DEFAULT_LIMITS, formatBytes, type JobCgroup, type JobLimits, type LimitBackend } from './limits';
 import { LogBatcher } from './log-batcher';
 import { KernelChannel } from './kernel-channel';
 import { entryArgv, kernelArgv } from './notebook-entry';
 import { redactPaths } from './redact-paths';
-import { bwrapArgs, bwrapStatus, locatePython, sandboxProcesses, SECCOMP_FD, type JobUser, type Sandbox } from './sandbox';
+import { bwrapStatus, locatePython, sandboxProcesses, SECCOMP_FD, type JobUser, type PythonLocation, type Sandbox } from './sandbox';
 import { TfEventsTailer, type ScalarDecoder } from './tailer';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
@@ -58,6 +62,12 @@ export interface JobRunContext {
   tailMaxJobBytes?: number;
   /** how often the job's folder is measured against its disk limit; default 2000 */
   diskCheckMs?: number;
+  /** the per-account Hugging Face caches (HF_HOME); none: a job's HF_HOME is its private home's */
+  hfCache?: HfCache;
+  /** the worker's cache of environments built from sessions' requirements */
+  envs?: EnvCache;
+  /** where ctx.python lives, asked once per worker; default: asked for each session */
+  locatePython?: () => Promise<PythonLocation>;
 }
 
 export type JobPhase = 'preparing' | 'running' | 'finishing' | 'done';
@@ -66,8 +76,6 @@ const MATERIALISE_CONCURRENCY = 8;
 const UPLOAD_CONCURRENCY = 4;
 /** after the main process exits, how long its pipes may stay open (held by an escaped descendant) */
 const PIPE_CLOSE_WAIT_MS = 3000;
-/** a disk walk looks at no more entries than this: past it the job is over its limit anyway */
-const MAX_DISK_ENTRIES = 500_000;
 
 type Ending = { status: JobStatus; exitCode?: number | null; signal?: string | null; reason?: string | null };
 
@@ -88,8 +96,14 @@ export class JobRun {
   private limitReason: string | null = null;
   private tailer: TfEventsTailer | undefined;
   readonly home: string;
+  /** lets the cache evict the session's environment again, once the session ended */
+  private releaseEnv: (() => void) | undefined;
   /** a kernel session's channel to its bridge; undefined for a job */
   private readonly kernel: KernelChannel | undefined;
+  /** lets go of the account's Hugging Face cache folder once the job ends */
+  private releaseHfCache: (() => void) | undefined;
+  /** that folder and its size when the job got it: what the job adds counts against its disk limit */
+  private hfCache: { dir: string; bytesAtStart: number } | undefined;
 
   constructor(
     readonly assignment: JobAssignment,
@@ -141,6 +155,8 @@ export class JobRun {
         : { status: 'failed', reason: `worker error: ${(err as Error).message}`.slice(0, 10_000) };
     }
     this.phase = 'done';
+    this.releaseHfCache?.();
+    this.releaseEnv?.();
     // The job's home holds caches (pip, torch hub, HF): nobody wants them once it ended.
     await rm(this.home, { recursive: true, force: true }).catch((err: Error) => this.log('warn', 'could not remove the job\'s home', { err: err.message }));
     if (status.reason) status.reason = status.reason.slice(0, 10_000);
@@ -265,62 +281,117 @@ export class JobRun {
       // nvidia-smi numbers GPUs by PCI bus; CUDA's default order may differ, so pin it to match.
       set.CUDA_DEVICE_ORDER = 'PCI_BUS_ID';
     }
-    const env = jobEnv({ workerEnv: process.env, specEnv: spec.env, set });
+    const binds: string[] = [];
+    if (this.ctx.hfCache && this.assignment.cacheKey) {
+      try {
+        const hf = await this.ctx.hfCache.acquire(this.assignment.cacheKey, user);
+        this.releaseHfCache = hf.release;
+        this.hfCache = { dir: hf.dir, bytesAtStart: (await diskUsage([hf.dir])).bytes };
+        set.HF_HOME = hf.dir;
+        binds.push(hf.dir);
+      } catch (err) {
+        // Not worth failing the job over: it downloads into its own home instead.
+        this.log('warn', 'no Hugging Face cache for this job', { err: (err as Error).message });
+      }
+    }
+    const env = jobEnv({ workerEnv: process.env, specEnv: spec.env, secrets: this.assignment.secrets, set });
 
-    let file = this.ctx.python;
     let argv: string[];
     try {
       argv = spec.kind === 'kernel' ? kernelArgv(this.workspace, spec.idleMinutes) : entryArgv(this.workspace, spec.entry, spec.args);
     } catch (err) {
       return { status: 'failed', reason: (err as Error).message };
     }
-    let seccomp: Buffer | null = null;
     if (sandbox.kind === 'unavailable') return { status: 'failed', reason: sandbox.reason };
-    if (sandbox.kind === 'bwrap') {
-      let python;
-      try {
-        // Where the interpreter really lives, asked in the worker's own environment (a pyenv shim
-        // needs $HOME, which the job will not see).
-        python = await locatePython(this.ctx.python, inheritedEnv());
-      } catch (err) {
-        return { status: 'failed', reason: `could not start ${this.ctx.python}: ${(err as Error).message}` };
-      }
-      if (this.cancelled) return { status: 'cancelled', reason: this.cancelReason };
-      seccomp = sandbox.seccomp ?? null;
-      argv = bwrapArgs({
+
+    // The session's packages, when it has requirements: a cached environment, built first if need be.
+    let python = this.ctx.python;
+    let location: PythonLocation | undefined;
+    const prepared = await this.prepareEnvironment();
+    if ('status' in prepared) return prepared;
+    if (prepared.env) {
+      python = prepared.env.python;
+      location = prepared.env.location;
+      this.releaseEnv = prepared.env.release;
+      // As if activated: `python`, `pip` and the packages' commands on PATH are the environment's.
+      const bin = dirname(python);
+      env.PATH = `${bin}:${env.PATH ?? ''}`;
+      env.VIRTUAL_ENV = dirname(bin);
+    }
+    if (this.cancelled) return { status: 'cancelled', reason: this.cancelReason };
+
+    let cmd: ConfinedCommand;
+    try {
+      cmd = await confinedCommand(this.confinement, {
+        name: this.jobId,
         workspace: this.workspace,
         home: this.home,
-        hide: sandbox.hide,
-        python,
-        command: [python.executable, ...argv],
-        user,
-        seccomp: seccomp !== null,
-        tmpBytes: this.limits.tmpBytes,
+        // Where the interpreter really lives, asked in the worker's own environment (a pyenv shim
+        // needs $HOME, which the job will not see).
+        python: async () => {
+          try {
+            return location ?? (await (this.ctx.locatePython ?? (() => locatePython(python, inheritedEnv())))());
+          } catch (err) {
+            throw new Error(`could not start ${python}: ${(err as Error).message}`);
+          }
+        },
+        command: [python, ...argv],
+        // The provider's pip configuration is for installs, not for jobs to read.
+        mask: pipConfigFiles(process.env),
+        binds,
       });
-      file = sandbox.bwrap;
-      this.sandboxed = true;
+    } catch (err) {
+      if (this.cancelled) return { status: 'cancelled', reason: this.cancelReason };
+      return { status: 'failed', reason: (err as Error).message };
     }
+    this.sandboxed = cmd.sandboxed;
+    try {
+      return await this.runProcess(cmd.file, cmd.argv, env, cmd.seccomp, cmd.cgroup);
+    } finally {
+      const err = await cmd.cgroup?.remove();
+      if (err) this.log('warn', 'could not remove the job\'s cgroup', { err });
+    }
+  }
 
-    // Limits: the job joins its cgroups before it runs any code of its own (a shell that writes
-    // its pid there, then execs the rest); without cgroups, rlimits set by prlimit.
-    const backend = this.ctx.limitBackend ?? { kind: 'rlimit', why: 'no cgroups configured' };
-    let cgroup: JobCgroup | undefined;
-    if (backend.kind === 'rlimit') {
-      ({ file, argv } = wrap(['prlimit', ...(await rlimitArgs(this.limits, this.ctx.isGpuHost)), '--'], file, argv));
-    } else {
-      try {
-        cgroup = await JobCgroup.create(backend, this.jobId, this.limits);
-      } catch (err) {
-        return { status: 'failed', reason: `could not set the job's limits: ${(err as Error).message}` };
-      }
-      const joinCgroups = 'while [ "$1" != -- ]; do echo $$ > "$1" || { echo "hearth: could not join the job cgroup $1" >&2; exit 125; }; shift; done; shift; exec "$@"';
-      ({ file, argv } = wrap(['/bin/sh', '-c', joinCgroups, 'sh', ...cgroup.procsFiles, '--'], file, argv));
+  private get confinement(): Confinement {
+    return {
+      sandbox: this.ctx.sandbox ?? { kind: 'none' },
+      limits: this.limits,
+      limitBackend: this.ctx.limitBackend ?? { kind: 'rlimit', why: 'no cgroups configured' },
+      isGpuHost: this.ctx.isGpuHost,
+    };
+  }
+
+  /**
+   * Finds the session's requirements and gets their environment from the worker's cache (built
+   * now, with pip's output in the log, when no earlier session built it). A failure ends the
+   * session with a reason naming the requirement.
+   */
+  private async prepareEnvironment(): Promise<Ending | { env?: PreparedEnv }> {
+    const spec = this.assignment.spec;
+    const envs = this.ctx.envs;
+    let req: Requirements | null;
+    try {
+      req = await findRequirements(this.workspace, spec.requirements, this.ctx.python);
+    } catch (err) {
+      return { status: 'failed', reason: (err as Error).message };
+    }
+    if (!req) return {};
+    if (!envs) {
+      this.emit({ type: 'notice', level: 'warning', message: `${req.source}: this worker does not install packages; the session runs with its Python as it is` });
+      return {};
     }
     try {
-      return await this.runProcess(file, argv, env, seccomp, cgroup);
-    } finally {
-      const err = await cgroup?.remove();
-      if (err) this.log('warn', 'could not remove the job\'s cgroup', { err });
+      const env = await envs.ensure(req, {
+        signal: this.abort.signal,
+        onPhase: (phase) => this.emit({ type: 'setup', phase, source: req.source }),
+        onOutput: (stream, data) => this.emit({ type: 'log', stream, data: redactPaths(data, { workspace: this.workspace, others: this.ctx.privatePaths ?? [] }) }),
+      });
+      this.emit({ type: 'setup', phase: 'ready', source: req.source, reused: env.reused });
+      return { env };
+    } catch (err) {
+      if (this.cancelled) return { status: 'cancelled', reason: this.cancelReason };
+      return { status: 'failed', reason: (err as Error).message };
     }
   }
 
@@ -430,13 +501,17 @@ export class JobRun {
       if (stopped) return;
       const started = Date.now();
       const used = await diskUsage([this.workspace, this.home]);
+      // What the job added to its account's Hugging Face cache counts too (a huge cache that
+      // cannot be walked whole is not held against it).
+      const hf = this.hfCache && (await diskUsage([this.hfCache.dir]));
+      const added = hf && !hf.truncated ? Math.max(0, hf.bytes - this.hfCache!.bytesAtStart) : 0;
       // A folder of very many files makes each walk dear: walk at most a tenth of the time.
       const next = Math.max(this.ctx.diskCheckMs ?? 2000, 10 * (Date.now() - started));
       if (stopped) return;
-      if (used.bytes > limit || used.truncated) {
+      if (used.bytes + added > limit || used.truncated) {
         this.limitReason = used.truncated
           ? `disk limit: more than ${MAX_DISK_ENTRIES} files and folders`
-          : `disk limit: ${formatBytes(limit)} exceeded (${formatBytes(used.bytes)} in its folder)`;
+          : `disk limit: ${formatBytes(limit)} exceeded (${formatBytes(used.bytes + added)} in its folder${added ? ' and the Hugging Face cache' : ''})`;
         this.log('warn', 'job over its disk limit; stopping it', { used: used.bytes, limit });
         // No grace: each second of it is more of the provider's disk.
         this.signalGroup('SIGKILL');
@@ -455,6 +530,8 @@ export class JobRun {
 
   private async materialise(): Promise<void> {
     const files = this.assignment.spec.manifest.files;
+    // Small blobs many to a request first; the loop below then finds them cached.
+    await this.ctx.blobs.prefetch(files, this.abort.signal);
     let next = 0;
     const worker = async () => {
       while (next < files.length) {
@@ -548,47 +625,4 @@ async function drain(stream: Readable, batcher: { push(chunk: Buffer): void }): 
     stream.once('close', () => resolve());
     stream.once('error', () => resolve());
   });
-}
-
-/** `prefix file argv…` as a command of its own (prefix[0] runs the rest). */
-function wrap(prefix: string[], file: string, argv: string[]): { file: string; argv: string[] } {
-  return { file: prefix[0]!, argv: [...prefix.slice(1), file, ...argv] };
-}
-
-/** Gives a tree to the job user, never following a link (a job could not have planted one yet, but still). */
-async function chownTree(root: string, uid: number, gid: number): Promise<void> {
-  await lchown(root, uid, gid);
-  for (const e of await readdir(root, { withFileTypes: true })) {
-    const p = join(root, e.name);
-    if (e.isDirectory()) await chownTree(p, uid, gid);
-    else await lchown(p, uid, gid);
-  }
-}
-
-/** Allocated bytes under the roots, stopping after MAX_DISK_ENTRIES entries; links not followed. */
-async function diskUsage(roots: string[]): Promise<{ bytes: number; truncated: boolean }> {
-  let bytes = 0;
-  let entries = 0;
-  const walk = async (dir: string, depth: number): Promise<boolean> => {
-    let list;
-    try {
-      list = await readdir(dir, { withFileTypes: true });
-    } catch {
-      return true;
-    }
-    for (const e of list) {
-      if (++entries > MAX_DISK_ENTRIES) return false;
-      const p = join(dir, e.name);
-      try {
-        const st = await lstat(p);
-        bytes += st.blocks * 512;
-      } catch {
-        continue; // gone meanwhile
-      }
-      if (e.isDirectory() && depth < 256 && !(await walk(p, depth + 1))) return false;
-    }
-    return true;
-  };
-  for (const r of roots) if (!(await walk(r, 0))) return { bytes, truncated: true };
-  return { bytes, truncated: false };
 }

@@ -2,22 +2,24 @@
 // the broker, offers this host's GPUs (or its CPU), runs the jobs the broker assigns, and makes
 // sure every event of every job reaches the broker's durable log exactly in order, across
 // reconnects and broker restarts.
-import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, stat, statfs, writeFile } from 'node:fs/promises';
 import * as os from 'node:os';
 import { join } from 'node:path';
 import { BrokerClient, normalizeBrokerUrl } from '../client/api';
 import { TfEventsDecoder } from '../shared/tfevents';
 import { Id, PROTOCOL_VERSION, type BrokerToWorker, type EventBody, type GpuInfo, type JobAssignment, type PythonStack, type WorkerHello } from '../shared/protocol';
+import { DEFAULT_HF_CACHE_MAX_BYTES, HfCache } from './hf-cache';
 import { BlobCache } from './blob-cache';
 import { BrokerConnection } from './connection';
 import { EventOutbox } from './event-outbox';
 import { inheritedEnv } from './job-env';
 import { pickPython } from './python-probe';
 import { fitEvent, MAX_EVENT_BYTES } from './event-size';
-import { probeDevices } from './gpu-probe';
+import { probeDevices, queryDriverVersion } from './gpu-probe';
+import { DEFAULT_ENV_CACHE_BYTES, ENVS_DIR, EnvCache } from './env-cache';
 import { JobRun, type LogFn, type LogLevel } from './job-run';
 import { DEFAULT_LIMITS, formatBytes, prepareLimits, type JobLimits, type LimitBackend } from './limits';
-import { prepareSandbox, type Sandbox, type SandboxMode } from './sandbox';
+import { locatePython, prepareSandbox, type PythonLocation, type Sandbox, type SandboxMode } from './sandbox';
 import { TelemetrySampler } from './telemetry';
 
 export const WORKER_VERSION = '0.1.0';
@@ -75,6 +77,10 @@ export interface WorkerOptions {
   tailMaxFileBytes?: number;
   /** bytes of all of one job's TensorBoard files the worker reads; default 4 GiB */
   tailMaxJobBytes?: number;
+  /** size of the per-account Hugging Face caches (workDir/hf-cache) together; 0 turns them off; default 50 GiB */
+  hfCacheMaxBytes?: number;
+  /** size of the cached environments (workDir/envs) before least recently used ones go; default 20 GiB */
+  envCacheMaxBytes?: number;
 }
 
 export interface RunningWorker {
@@ -130,6 +136,7 @@ class Worker {
   private readonly client: BrokerClient;
   private readonly brokerUrls: string[];
   private readonly blobs: BlobCache;
+  private readonly hfCache: HfCache | undefined;
   private conn: BrokerConnection | undefined;
   private gpus: GpuInfo[] = [];
   private isGpuHost = false;
@@ -149,6 +156,12 @@ class Worker {
   private sandbox: Sandbox = { kind: 'none' };
   private limitBackend: LimitBackend = { kind: 'rlimit', why: 'not yet decided' };
   private readonly limits: JobLimits;
+  private envs: EnvCache | undefined;
+  /** the NVIDIA driver's version, told in the hello with the Python stack */
+  private driver: string | null = null;
+  private diskFreeBytes: number | undefined;
+  private diskCheckedAt = Date.now();
+  private pythonLocation: Promise<PythonLocation> | undefined;
 
   constructor(private readonly opts: WorkerOptions) {
     const userLog = opts.log ?? defaultLog;
@@ -170,6 +183,8 @@ class Worker {
     this.brokerUrls = brokerUrlList(opts.brokerUrl);
     this.client = new BrokerClient({ url: this.brokerUrls[0]!, token: opts.token });
     this.blobs = new BlobCache(join(opts.workDir, 'blobs'), this.client, opts.maxCacheBytes);
+    const hfMax = opts.hfCacheMaxBytes ?? DEFAULT_HF_CACHE_MAX_BYTES;
+    this.hfCache = hfMax > 0 ? new HfCache(join(opts.workDir, 'hf-cache'), hfMax, this.log) : undefined;
     this.limits = {
       memoryBytes: opts.jobMemoryBytes ?? DEFAULT_LIMITS.memoryBytes,
       pids: opts.jobPids ?? DEFAULT_LIMITS.pids,
@@ -188,6 +203,7 @@ class Worker {
   private async init(): Promise<void> {
     await mkdir(join(this.opts.workDir, 'jobs'), { recursive: true });
     this.id = await this.loadWorkerId();
+    void this.hfCache?.evict();
     await this.adoptOldJobDirs();
     const probe = await probeDevices(this.opts.nvidiaSmi ?? 'nvidia-smi');
     this.gpus = probe.gpus;
@@ -215,6 +231,18 @@ class Worker {
       this.log('info', 'jobs run sandboxed under bubblewrap', { hidden: this.sandbox.hide, seccomp: !!this.sandbox.seccomp, user: user ? `${user.name} (${user.uid}:${user.gid})` : 'the worker\'s own' });
     } else if (this.sandbox.kind === 'unavailable') this.log('error', 'jobs will fail: no sandbox', { why: this.sandbox.reason });
     this.limitBackend = await prepareLimits();
+    if (this.isGpuHost) this.driver = await queryDriverVersion(this.opts.nvidiaSmi ?? 'nvidia-smi');
+    await this.refreshDiskFree();
+    this.envs = new EnvCache({
+      dir: join(this.opts.workDir, ENVS_DIR),
+      homesDir: join(this.opts.workDir, 'homes'),
+      maxBytes: this.opts.envCacheMaxBytes ?? DEFAULT_ENV_CACHE_BYTES,
+      python: this.python,
+      confinement: () => ({ sandbox: this.sandbox, limits: this.limits, limitBackend: this.limitBackend, isGpuHost: this.isGpuHost }),
+      log: this.log,
+    });
+    // Partial builds of an earlier run (and environments past a lowered cap) go now.
+    await this.envs.evict().catch((err: Error) => this.log('warn', 'could not evict environments', { err: err.message }));
     const limits = { memory: formatBytes(this.limits.memoryBytes), pids: this.limits.pids, disk: formatBytes(this.limits.diskBytes), tmp: formatBytes(this.limits.tmpBytes) };
     if (this.limitBackend.kind === 'rlimit') {
       this.log('warn', 'job limits use rlimits, not cgroups: the process limit counts all of this user\'s processes, memory is bounded by address space (not on GPU hosts), disk by file size and the folder watch', { why: this.limitBackend.why, ...limits });
@@ -265,6 +293,26 @@ class Worker {
     await rename(tmp, this.statePath);
   }
 
+  /**
+   * Where the jobs' interpreter lives (for the sandbox's binds), asked once like its versions are;
+   * a failure is asked again by the next session.
+   */
+  private locatePython(): Promise<PythonLocation> {
+    this.pythonLocation ??= locatePython(this.python, inheritedEnv());
+    this.pythonLocation.catch(() => (this.pythonLocation = undefined));
+    return this.pythonLocation;
+  }
+
+  /** Free bytes on the disk of the work dir (for the hello; refreshed with the telemetry). */
+  private async refreshDiskFree(): Promise<void> {
+    try {
+      const fs = await statfs(this.opts.workDir);
+      this.diskFreeBytes = Math.max(0, Math.floor(Number(fs.bavail) * Number(fs.bsize)));
+    } catch {
+      this.diskFreeBytes = undefined;
+    }
+  }
+
   private hello(): WorkerHello {
     const held: string[] = [];
     for (const [id, j] of this.jobs) if (!j.finished || j.outbox.size > 0) held.push(id);
@@ -277,7 +325,7 @@ class Worker {
       version: WORKER_VERSION,
       gpus: this.gpus,
       pricePerHour: this.opts.pricePerHour ?? 0,
-      ...(this.stack ? { stack: this.stack } : {}),
+      ...(this.stack ? { stack: { ...this.stack, driver: this.driver, ...(this.diskFreeBytes !== undefined ? { diskFreeBytes: this.diskFreeBytes } : {}) } } : {}),
       jobs: held.slice(0, 10_000),
     };
   }
@@ -437,6 +485,9 @@ class Worker {
       ],
       tailMaxFileBytes: this.opts.tailMaxFileBytes,
       tailMaxJobBytes: this.opts.tailMaxJobBytes,
+      hfCache: this.hfCache,
+      envs: this.envs,
+      locatePython: () => this.locatePython(),
     });
     entry.run = run;
     if (this.outputPaused) run.pauseOutput();
@@ -511,6 +562,10 @@ class Worker {
   private async sampleTelemetry(): Promise<void> {
     const sampler = this.sampler;
     if (!sampler) return;
+    if (Date.now() - this.diskCheckedAt > 60_000) {
+      this.diskCheckedAt = Date.now();
+      void this.refreshDiskFree();
+    }
     const all = await sampler.sample();
     for (const [jobId, j] of this.jobs) {
       if (j.run?.phase !== 'running') continue;

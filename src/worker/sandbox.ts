@@ -223,10 +223,17 @@ export interface PythonLocation {
   needs: string[];
 }
 
+// A venv's python must run as itself (VENV/bin/python): started by its real path (the base
+// interpreter) it no longer finds pyvenv.cfg, and the venv's site-packages drop out. Any other
+// interpreter runs by its real path (a pyenv shim is a shell script). Site folders on sys.path
+// (a .pth may add some, as Hearth's own environments do) are needed too.
 const PROBE =
   'import json, os, site, sys\n' +
-  'print(json.dumps({"executable": os.path.realpath(sys.executable) if sys.executable else "", ' +
-  '"needs": [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix, site.getusersitepackages()]}))';
+  'venv = sys.prefix != sys.base_prefix\n' +
+  'exe = (sys.executable if venv else os.path.realpath(sys.executable)) if sys.executable else ""\n' +
+  'sites = [p for p in sys.path if p and ("site-packages" in p or "dist-packages" in p) and os.path.isdir(p)]\n' +
+  'print(json.dumps({"executable": exe, ' +
+  '"needs": [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix, site.getusersitepackages()] + sites}))';
 
 /** Asks the configured interpreter (as the provider would run it, e.g. via a pyenv shim) where it lives. */
 export async function locatePython(python: string, env: NodeJS.ProcessEnv): Promise<PythonLocation> {
@@ -285,9 +292,16 @@ export function bwrapArgs(o: {
   tmpBytes?: number;
   /** where the host's device nodes are looked for; tests point it at a folder of stand-ins */
   devDir?: string;
+  /** more folders the job may read and write, at their own paths (its account's Hugging Face cache) */
+  binds?: string[];
+  /** more folders or files to bring back, read-only, where a hidden folder or /tmp covers them */
+  readOnly?: string[];
+  /** files the job must not read (the provider's pip configuration): /dev/null over each */
+  mask?: string[];
 }): string[] {
   const workspace = resolve(o.workspace);
   const home = o.home ? resolve(o.home) : undefined;
+  const binds = (o.binds ?? []).map((b) => resolve(b));
   const dev = o.devDir ?? '/dev';
   const args = [...SESSION, ...(o.user ? SETUID_CAPS : []), ...NAMESPACES, '--ro-bind', '/', '/', '--dev', '/dev'];
   // GPU jobs must still reach their GPUs: the NVIDIA device nodes (nvidia0…, nvidiactl,
@@ -298,7 +312,7 @@ export function bwrapArgs(o: {
   args.push('--proc', '/proc', ...procMasks(), ...tmpArgs(o.tmpBytes));
   const wanted = [...o.hide];
   if (o.user) {
-    for (const t of [workspace, ...(home ? [home] : [])]) {
+    for (const t of [workspace, ...(home ? [home] : []), ...binds]) {
       const u = untraversable(t, o.user);
       if (u) wanted.push(u);
     }
@@ -310,7 +324,7 @@ export function bwrapArgs(o: {
   // folders, read-only, unless one of them would uncover a hidden folder as a whole.
   const hidden = ['/tmp', ...hide];
   const back = new Set<string>();
-  for (const n of [...o.python.needs, dirname(dirname(o.python.executable))]) {
+  for (const n of [...o.python.needs, dirname(dirname(o.python.executable)), ...(o.readOnly ?? [])]) {
     const p = real(n);
     if (!p || p === '/') continue;
     if (!hidden.some((h) => isInside(h, p) && h !== p)) continue; // visible anyway
@@ -320,7 +334,7 @@ export function bwrapArgs(o: {
   // bwrap makes the folders leading to a bind inside a tmpfs 0700 and root's: the job user could
   // not reach its own folder or its interpreter. Made beforehand, searchable.
   const made = new Set<string>();
-  for (const t of [...back, workspace, ...(home ? [home] : [])]) {
+  for (const t of [...back, workspace, ...(home ? [home] : []), ...binds]) {
     const within = hidden.filter((h) => isInside(h, t) && h !== t).sort((a, b) => a.length - b.length).pop();
     if (!within) continue;
     for (let d = dirname(t); d !== within && isInside(within, d); d = dirname(d)) made.add(d);
@@ -328,7 +342,12 @@ export function bwrapArgs(o: {
   for (const d of [...made].sort((a, b) => a.length - b.length)) args.push('--perms', '0755', '--dir', d);
   for (const p of [...back].sort((a, b) => a.length - b.length)) args.push('--ro-bind', p, p);
   if (home) args.push('--bind', home, home);
+  for (const b of binds) args.push('--bind', b, b);
   args.push('--bind', workspace, workspace, '--chdir', workspace);
+  for (const m of o.mask ?? []) {
+    const p = real(m);
+    if (p && !hidden.some((h) => isInside(h, p)) && !isInside(workspace, p)) args.push('--ro-bind', '/dev/null', p);
+  }
   if (o.seccomp) args.push('--seccomp', String(SECCOMP_FD));
   args.push('--', ...(o.user ? dropTo(o.user) : []), ...o.command);
   return args;

@@ -35,6 +35,7 @@ export class CpuSampler {
       memoryTotalMiB: Math.round(os.totalmem() / mib),
       temperatureC: null,
       powerW: null,
+      device: 'cpu',
     };
   }
 }

@@ -91,6 +91,23 @@ describe('Hearth in VS Code (UI)', function () {
     assert.deepEqual(missing, [], 'contributed but not in the palette');
   });
 
+  it('Set Secret… asks for a name, then for the value in a password box; the broker lists the name only', async () => {
+    const value = `ui-secret-${Date.now()}`;
+    await runCommand(page, 'Hearth: Set Secret…');
+    await acceptInputBox(page, 'UI_SECRET');
+    // The second box masks what is typed.
+    const box = page.locator(`${sel.quickInputBox}[type="password"]`);
+    await box.waitFor({ state: 'visible', timeout: 15_000 });
+    await box.fill(value);
+    await screenshot(page, '02b-set-secret-password');
+    await box.press('Enter');
+    for (let i = 0; !(await client.secrets()).some((x) => x.name === 'UI_SECRET'); i++) {
+      assert.ok(i < 100, 'the secret was set');
+      await page.waitForTimeout(100);
+    }
+    assert.ok(!JSON.stringify(await client.secrets()).includes(value));
+  });
+
   it('leases a GPU through the palette: offer, count and hours', async () => {
     await runCommand(page, 'Hearth: Lease GPU…');
     await pickQuickItem(page, /H100/);
@@ -163,6 +180,39 @@ describe('Hearth in VS Code (UI)', function () {
     assert.ok(got.equals(expected), 'the pulled file equals what train.py wrote');
     await page.waitForTimeout(500);
     await screenshot(page, '07-pulled');
+  });
+
+  it('the run panel keeps a wide \\r bar on one line, shows underscores, and links the traceback to the local file', async function () {
+    this.timeout(180_000);
+    if (!(await client.leases()).some((l) => l.status === 'active')) await client.createLease({ count: 1, hours: 1 });
+    await openFile(page, 'wide_bar.py');
+    await runCommand(page, 'Hearth: Run Current File on Remote GPU');
+    // a lease or two may be active: take the first one offered
+    await page.locator(sel.quickInputRow).first().waitFor({ state: 'visible', timeout: 3000 }).then(() => pickQuickItem(page), () => undefined);
+    const c = await waitForPanel(page, (x) => x.lines.some((l) => l.includes('ValueError: train_loss went NaN')), 90_000);
+    const bars = c.lines.filter((l) => l.includes('/100 train_loss'));
+    assert.equal(bars.length, 1, `the bar is one line, however wide: ${bars.join('\n')}`);
+    assert.match(bars[0]!, /100\/100 train_loss=0\.100/);
+    assert.ok(c.lines.includes('train_loss ____ val_loss'), 'underscores kept');
+    const frame = await activeWebviewFrame(page, 10_000);
+    await frame.locator('button.action-rerun').waitFor({ state: 'visible', timeout: 30_000 });
+    await screenshot(page, '05b-run-panel-traceback');
+    // the traceback's remote path, clicked where it names the file
+    const row = frame.locator('.xterm-rows > div', { hasText: 'wide_bar.py' }).last();
+    const box = await row.boundingBox();
+    assert.ok(box, 'the traceback row is on screen');
+    const text = (await row.textContent()) ?? '';
+    const cellW = await frame.evaluate(() => {
+      const g = globalThis as unknown as { document: { querySelector(s: string): { getBoundingClientRect(): { width: number } } }; __hearthPanel: { logCols(): number } };
+      return g.document.querySelector('.xterm-screen').getBoundingClientRect().width / g.__hearthPanel.logCols();
+    });
+    const x = box.x + (text.indexOf('wide_bar.py') + 2.5) * cellW;
+    await page.mouse.move(x, box.y + box.height / 2);
+    await page.waitForTimeout(300);
+    await page.mouse.click(x, box.y + box.height / 2);
+    await page.locator(`${sel.fileTab('wide_bar.py')}.active`).waitFor({ state: 'visible', timeout: 15_000 });
+    await page.locator(sel.statusBarItem('Ln 7, Col 1')).first().waitFor({ state: 'visible', timeout: 15_000 });
+    await screenshot(page, '05c-traceback-opened');
   });
 
   // count.py prints 300 numbered lines (one scalar each) over ~15 s; the panel is interrupted while

@@ -221,7 +221,7 @@ describe('broker HTTP surface under attack (integration)', function () {
     it('`hearth token create --expires`, `list` and `revoke` work, and revoking closes an open worker socket', async () => {
       const env = { HEARTH_BROKER_URL: b.url, HEARTH_TOKEN: b.adminToken, HEARTH_DATA_DIR: tempDir('cli') };
       const bad = await hearth(['token', 'create', '--expires', 'soon'], env);
-      assert.equal(bad.code, 2, bad.stderr);
+      assert.equal(bad.code, 64, bad.stderr);
       assert.match(bad.stderr, /--expires/);
       const made = await hearth(['token', 'create', '--worker', '--label', 'rig', '--expires', '30d'], env);
       assert.equal(made.code, 0, made.stderr);
@@ -258,7 +258,7 @@ describe('broker HTTP surface under attack (integration)', function () {
       writeFileSync(file, workerToken + '\n', { mode: 0o644 });
       chmodSync(file, 0o644);
       const loose = await hearth(['--broker', b.url, 'worker', '--token-file', file, '--work-dir', join(dir, 'w0')]);
-      assert.equal(loose.code, 2, loose.stderr);
+      assert.equal(loose.code, 64, loose.stderr);
       assert.match(loose.stderr, /chmod 600/);
 
       chmodSync(file, 0o600);

@@ -54,7 +54,7 @@ describe('run hygiene (integration)', function () {
     const ws = workspace({ 'notes.txt': 'print("not python")\n' });
     const before = (await net.client().leases()).length;
     const r = await hearth(['run', join(ws, 'notes.txt')], net.env());
-    assert.equal(r.code, 2);
+    assert.equal(r.code, 64);
     assert.match(r.stderr, /runs Python scripts \(\.py\) and notebooks \(\.ipynb\); notes\.txt is neither/);
     assert.equal((await net.client().leases()).length, before);
   });

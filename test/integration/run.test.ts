@@ -198,7 +198,7 @@ describe('hearth run (integration)', function () {
     const lease = await net.client().createLease({ hours: 3 / 3600 });
     const ws = workspace({ 'slow.py': 'import time\nfor i in range(600):\n    print(i, flush=True)\n    time.sleep(0.1)\n' });
     const r = await hearth(['run', join(ws, 'slow.py'), '--lease', lease.id], net.env());
-    assert.equal(r.code, 130, r.stderr);
+    assert.equal(r.code, 124, r.stderr);
     assert.match(r.stderr, /lease expired/);
     const l = await net.client().lease(lease.id);
     assert.equal(l.status, 'expired');

@@ -41,6 +41,9 @@ describe('worker on a (recorded) 2× H100 host', function () {
       assert.equal(offer.total, 2);
       assert.equal(offer.vramMiB, 81559);
       assert.equal(offer.pricePerHour, 2.5);
+      // What the worker has: the driver as (recorded) nvidia-smi says, the free disk of its work dir.
+      assert.equal(offer.stack?.driver, '550.54.15');
+      assert.ok((offer.stack?.diskFreeBytes ?? 0) > 0);
 
       const ws = join(dir, 'ws');
       mkdirSync(ws);

@@ -127,7 +127,7 @@ describe('worker: jobs in the bubblewrap sandbox', function () {
         join(net.dataDir, 'worker-token'),
         join(net.dataDir, 'config.json'),
         join(net.workDir, 'worker.json'),
-        join(net.workDir, 'blobs', blob),
+        join(net.workDir, 'blobs', blob.slice(0, 2), blob),
         join(net.workDir, 'jobs', first, 'a.py'),
         join(net.home, '.ssh', 'id_ed25519'),
       ];

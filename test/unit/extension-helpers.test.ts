@@ -1,6 +1,6 @@
 // Pure helpers of the extension (no vscode): display formats and the run log as text.
 import * as assert from 'node:assert/strict';
-import { costNow, formatBytes, formatCredits, formatDuration, formatVram, plainLog } from '../../src/extension/views/format';
+import { brokerHost, costNow, escapeMarkdown, formatBytes, formatCredits, formatDuration, formatRate, formatReliability, formatVram, isLocalBroker, plainLog, rowTooltip } from '../../src/extension/views/format';
 import type { Lease } from '../../src/shared/protocol';
 
 describe('extension display helpers', () => {
@@ -23,6 +23,22 @@ describe('extension display helpers', () => {
     assert.equal(formatCredits(0), '0');
     assert.equal(formatCredits(0.5), '0.500');
     assert.equal(formatCredits(12.345), '12.35');
+  });
+
+  it('side bar rows: prices carry their unit, reliability its label; a cut-off row\'s tooltip has every part', () => {
+    assert.equal(formatRate(2.5), '2.50 cr/h');
+    assert.equal(formatRate(0.25), '0.250 cr/h');
+    assert.equal(formatReliability(0.983), '98% reliable');
+    assert.equal(brokerHost('http://127.0.0.1:7777'), '127.0.0.1:7777');
+    assert.equal(brokerHost('https://gpus.example.org/hearth'), 'gpus.example.org/hearth');
+    const tip = rowTooltip('my_train.py', 'running · 4m 09s · job_abc', ['lease `lse_x`']);
+    for (const part of ['my\\_train.py', 'running', '4m 09s', 'job\\_abc', 'lease `lse_x`']) assert.ok(tip.includes(part), `${part} in ${tip}`);
+    assert.equal(escapeMarkdown('a_b*c'), 'a\\_b\\*c');
+  });
+
+  it('tells a broker on this machine from a remote one (only the first may be offered "start a local network")', () => {
+    for (const url of ['http://127.0.0.1:7777', 'http://localhost:7777', 'http://[::1]:7777', 'http://127.0.0.2:80', 'http://[::ffff:127.0.0.1]:7777', undefined]) assert.equal(isLocalBroker(url), true, String(url));
+    for (const url of ['https://gpus.example.org', 'http://10.0.0.5:7777', 'http://192.168.1.2:7777', 'not a url']) assert.equal(isLocalBroker(url), false, url);
   });
 
   it('carries a lease\'s cost forward from the broker\'s last metering, until it expires', () => {

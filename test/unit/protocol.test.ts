@@ -9,6 +9,7 @@ import {
   isSafeRelPath,
   JobSpec,
   scalarTable,
+  StartKernelBody,
   SubmitJobBody,
   WorkerToBroker,
 } from '../../src/shared/protocol';
@@ -53,6 +54,19 @@ describe('protocol schemas', () => {
     assert.ok(!EventBody.safeParse({ type: 'artifact', artifact: { path: '../x', sha256: sha, size: 1 } }).success);
     assert.ok(!EventBody.safeParse({ type: 'bogus' }).success);
     assert.ok(EventStreamLine.safeParse({ kind: 'end', lastSeq: 3, status: 'succeeded' }).success);
+    assert.ok(EventBody.safeParse({ type: 'setup', phase: 'installing', source: 'requirements.txt' }).success);
+    assert.ok(EventBody.safeParse({ type: 'setup', phase: 'ready', source: 'deps/run.txt', reused: true }).success);
+    assert.ok(!EventBody.safeParse({ type: 'setup', phase: 'compiling', source: 'requirements.txt' }).success);
+    assert.ok(!EventBody.safeParse({ type: 'setup', phase: 'ready', source: '/etc/passwd' }).success);
+  });
+
+  it('requirements: a file inside the workspace, for jobs and kernels alike', () => {
+    const base = { entry: 'a.py', manifest: { files: [] } };
+    assert.equal(JobSpec.parse({ ...base, requirements: 'deps/run.txt' }).requirements, 'deps/run.txt');
+    assert.equal(JobSpec.parse(base).requirements, undefined);
+    for (const bad of ['../r.txt', '/etc/r.txt', '']) assert.ok(!JobSpec.safeParse({ ...base, requirements: bad }).success, bad);
+    assert.ok(StartKernelBody.safeParse({ leaseId: 'lease_abcdefgh12', requirements: 'requirements.txt' }).success);
+    assert.ok(!StartKernelBody.safeParse({ leaseId: 'lease_abcdefgh12', requirements: '../x' }).success);
   });
 
   it('worker messages: hello carries a protocol version; broker messages are closed sets', () => {

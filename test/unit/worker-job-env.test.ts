@@ -11,8 +11,15 @@ describe('worker: a job\'s environment, limits and reasons', () => {
       specEnv: { WANDB_MODE: 'offline', LANG: 'de_DE.UTF-8', HEARTH_JOB_ID: 'forged' },
       set: { HOME: '/w/homes/j', HEARTH_JOB_ID: 'job_1', PYTHONUNBUFFERED: '1' },
     });
-    assert.deepEqual(env, { PATH: '/usr/bin:/bin', LANG: 'de_DE.UTF-8', LC_ALL: 'C.UTF-8', TZ: 'UTC', TERM: 'xterm', WANDB_MODE: 'offline', HOME: '/w/homes/j', HEARTH_JOB_ID: 'job_1', PYTHONUNBUFFERED: '1' });
+    assert.deepEqual(env, { PATH: '/usr/bin:/bin', LANG: 'de_DE.UTF-8', LC_ALL: 'C.UTF-8', TZ: 'UTC', TERM: 'xterm', COLUMNS: '120', LINES: '40', WANDB_MODE: 'offline', HOME: '/w/homes/j', HEARTH_JOB_ID: 'job_1', PYTHONUNBUFFERED: '1' });
     assert.equal(jobEnv({ workerEnv: {}, specEnv: {}, set: {} }).PATH, '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin');
+  });
+
+  it('jobEnv: a terminal size (120×40) for progress bars, unless the renter sets their own', () => {
+    const env = jobEnv({ workerEnv: { COLUMNS: '300' }, specEnv: {}, set: {} });
+    assert.equal(env.COLUMNS, '120');
+    assert.equal(env.LINES, '40');
+    assert.equal(jobEnv({ workerEnv: {}, specEnv: { COLUMNS: '200' }, set: {} }).COLUMNS, '200');
   });
 
   it('ByteSize reads 512M, 8G, 1.5GiB and bytes; refuses what is not a size or under 1M', () => {

@@ -1,6 +1,6 @@
 // The bwrap command line and the mapping of its exit status, without running bwrap.
 import assert from 'node:assert/strict';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import { join } from 'node:path';
 import { bwrapArgs, bwrapStatus, prepareSandbox, resolveJobUser } from '../../src/worker/sandbox';
@@ -76,6 +76,31 @@ describe('worker sandbox: bwrap arguments', () => {
     assert.deepEqual(roBinds(m), [['--ro-bind', '/', '/'], ['--ro-bind', prefix, prefix]]);
     const at = (flag: string, p: string) => m.findIndex((x) => x[0] === flag && x[1] === p);
     assert.ok(at('--tmpfs', home) < at('--ro-bind', prefix), 'bound back after the tmpfs that hides it');
+  });
+
+  it('brings back extra read-only paths (a wheelhouse under /tmp) and masks files with /dev/null, never inside a hidden folder', () => {
+    const ws = join(dir, 'w', 'jobs', 'j');
+    mkdirSync(ws, { recursive: true });
+    const wheels = join(dir, 'wheels');
+    mkdirSync(wheels);
+    // Any file outside the hidden folders and /tmp stands for /etc/pip.conf (nothing runs here).
+    const conf = '/etc/passwd';
+    const hiddenConf = join(dir, 'w', 'pip.conf');
+    writeFileSync(hiddenConf, '[global]\n');
+    const args = bwrapArgs({
+      workspace: ws,
+      hide: [join(dir, 'w')],
+      python: { executable: '/usr/bin/python3', needs: [] },
+      command: ['x'],
+      readOnly: [wheels],
+      mask: [conf, hiddenConf, join(dir, 'pip.conf'), '/etc/no-such-pip.conf'],
+    });
+    const m = mounts(args);
+    // os.tmpdir() is /tmp here: the sandbox's own tmpfs covers it, so the wheelhouse comes back.
+    if (wheels.startsWith('/tmp/')) assert.deepEqual(roBinds(m).find((x) => x[1] === wheels), ['--ro-bind', wheels, wheels]);
+    assert.deepEqual(roBinds(m).filter((x) => x[1] === '/dev/null'), [['--ro-bind', '/dev/null', conf]]);
+    const at = (flag: string, p: string) => m.findIndex((x) => x[0] === flag && x[x.length - 1] === p);
+    assert.ok(at('--ro-bind', conf) > at('--bind', ws), 'masks come after every bind');
   });
 
   it('maps 128+N from bwrap back to signal N, leaves other codes and real signals alone', () => {

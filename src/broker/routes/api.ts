@@ -2,8 +2,9 @@
 // schema; a failure is a 400 naming the offending path and changes nothing.
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { CreateAccountBody, CreateLeaseBody, CreateTokenBody, Id, KernelRequestBody, RenewLeaseBody, StartKernelBody, SubmitJobBody } from '../../shared/protocol';
+import { CreateAccountBody, CreateLeaseBody, CreateTokenBody, Id, KernelRequestBody, RenewLeaseBody, SetSpendLimitBody, StartKernelBody, SubmitJobBody } from '../../shared/protocol';
 import type { Broker } from '../broker';
+import type { Spend } from '../spend';
 import { HttpError } from '../http-error';
 import { parse, principal, requireAuth } from './auth';
 
@@ -11,7 +12,7 @@ const IdParams = z.object({ id: Id });
 // A manifest of 200 000 files (the most Manifest allows) at about 150 bytes an entry as JSON.
 const JOB_BODY_LIMIT = 32 * 1024 * 1024;
 
-export function apiRoutes(app: FastifyInstance, broker: Broker, version: string): void {
+export function apiRoutes(app: FastifyInstance, broker: Broker, spend: Spend, version: string): void {
   // onRequest runs before the body is read: a stranger's request is refused without parsing it.
   const user = { onRequest: requireAuth(broker, 'user') };
 
@@ -26,8 +27,10 @@ export function apiRoutes(app: FastifyInstance, broker: Broker, version: string)
     const p = principal(req);
     if (!p.isAdmin) throw new HttpError(403, 'forbidden', 'only an admin can create accounts');
     const body = parse(CreateAccountBody, req.body, 'account');
+    const created = await broker.createAccount(body.name);
+    if (body.spendLimit !== undefined) await spend.setAccountLimit(created.accountId, body.spendLimit);
     reply.code(201);
-    return broker.createAccount(body.name);
+    return created;
   });
 
   app.post('/v1/tokens', user, async (req, reply) => {
@@ -48,18 +51,29 @@ export function apiRoutes(app: FastifyInstance, broker: Broker, version: string)
 
   app.get('/v1/offers', user, async () => broker.offers());
 
-  app.get('/v1/leases', user, async (req) => broker.leases(principal(req)));
+  // Leases carry their spend controls (cap, idle release, warning, end reason): see spend.ts.
+  app.get('/v1/leases', user, async (req) => spend.decorateAll(await broker.leases(principal(req))));
   app.post('/v1/leases', user, async (req, reply) => {
     const body = parse(CreateLeaseBody, req.body ?? {}, 'lease request');
+    await spend.assertMayLease(principal(req).accountId);
+    const lease = await broker.createLease(principal(req), body);
     reply.code(201);
-    return broker.createLease(principal(req), body);
+    return spend.leaseCreated(lease, body);
   });
-  app.get('/v1/leases/:id', user, async (req) => broker.lease(principal(req), parse(IdParams, req.params, 'lease id').id));
+  app.get('/v1/leases/:id', user, async (req) => spend.decorate(await broker.lease(principal(req), parse(IdParams, req.params, 'lease id').id)));
   app.post('/v1/leases/:id/renew', user, async (req) => {
     const { id } = parse(IdParams, req.params, 'lease id');
-    return broker.renewLease(principal(req), id, parse(RenewLeaseBody, req.body, 'renewal').hours);
+    return spend.decorate(await broker.renewLease(principal(req), id, parse(RenewLeaseBody, req.body, 'renewal').hours));
   });
-  app.post('/v1/leases/:id/release', user, async (req) => broker.releaseLease(principal(req), parse(IdParams, req.params, 'lease id').id));
+  app.post('/v1/leases/:id/release', user, async (req) => spend.decorate(await broker.releaseLease(principal(req), parse(IdParams, req.params, 'lease id').id)));
+
+  app.get('/v1/account/spend', user, async (req) => spend.accountSpend(principal(req).accountId));
+  // The renter's own budget (as a cloud budget is the account owner's): set, change or remove it.
+  app.put('/v1/account/limit', user, async (req) => {
+    const body = parse(SetSpendLimitBody, req.body, 'spend limit');
+    await spend.setAccountLimit(principal(req).accountId, body.spendLimit);
+    return spend.accountSpend(principal(req).accountId);
+  });
 
   app.post('/v1/jobs', { ...user, bodyLimit: JOB_BODY_LIMIT }, async (req, reply) => {
     const body = parse(SubmitJobBody, req.body, 'job');

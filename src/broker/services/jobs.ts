@@ -122,6 +122,7 @@ export class JobService {
       env: b.env,
       outputs: b.outputs,
       logdir: b.logdir,
+      ...(b.requirements ? { requirements: b.requirements } : {}),
       manifest: b.manifest,
     });
   }

@@ -248,10 +248,22 @@ export class LeaseService {
     for (const r of await this.leasesRepo.due(now)) await this.endLease(r, 'expired', r.expires_at);
   }
 
-  /** Ends an active lease (once, whoever else tries too) and stops its jobs. */
-  async endLease(r: LeaseRow, status: 'released' | 'expired', at: number): Promise<void> {
-    if (!(await this.leasesRepo.end(r.id, status, at))) return;
-    await this.leaseEnded(r.id, status === 'expired' ? 'lease expired' : 'lease released');
+  /** Ends an active lease (once, whoever else tries too) and stops its jobs; true when this call ended it. */
+  async endLease(r: Pick<LeaseRow, 'id'>, status: 'released' | 'expired', at: number, jobReason?: string): Promise<boolean> {
+    if (!(await this.leasesRepo.end(r.id, status, at))) return false;
+    await this.leaseEnded(r.id, jobReason ?? (status === 'expired' ? 'lease expired' : 'lease released'));
+    return true;
+  }
+
+  /** Any account's lease as metered now (for the spend controls, which watch every account). */
+  async leaseById(id: string): Promise<Lease | undefined> {
+    const r = await this.leasesRepo.get(id);
+    return r && this.toLease(r);
+  }
+
+  /** Ends an active lease now on the broker's own account (a cap, a limit, idleness); its jobs stop with `jobReason`. */
+  endActiveLease(id: string, jobReason: string, at = Date.now()): Promise<boolean> {
+    return this.endLease({ id }, 'released', at, jobReason);
   }
 }
 

@@ -8,6 +8,8 @@ export interface BlobRefsRepo {
   /** a blob that belongs to a job assigned to one of the account's workers */
   workerMayRead(accountId: string, sha: string): Promise<boolean>;
   record(sha: string, size: number, accountId: string, at: number): Promise<void>;
+  /** record for many blobs in one transaction (one commit, not one per small file) */
+  recordMany(blobs: readonly { sha256: string; size: number }[], accountId: string, at: number): Promise<void>;
   size(sha: string): Promise<number | undefined>;
   /** records the blob, its reference for the job's account, and that it was uploaded for this job */
   recordJobUpload(jobId: string, accountId: string, sha: string, size: number, at: number): Promise<void>;

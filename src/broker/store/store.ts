@@ -9,6 +9,8 @@ import type { BlobRefsRepo } from './blob-refs-repo';
 import type { EventsRepo } from './events-repo';
 import type { JobsRepo } from './jobs-repo';
 import type { LeasesRepo } from './leases-repo';
+import type { SecretRepository } from './secrets-repo';
+import type { SpendRepository } from './spend-repository';
 import type { WorkersRepo } from './workers-repo';
 import { openPostgresStore } from './postgres/index';
 import { openSqliteStore } from './sqlite/index';
@@ -32,6 +34,8 @@ export interface Store {
   readonly jobs: JobsRepo;
   readonly events: EventsRepo;
   readonly blobRefs: BlobRefsRepo;
+  readonly spend: SpendRepository;
+  readonly secrets: SecretRepository;
   /** called for every event committed to any job by any replica (this one included) */
   onEvent(listener: (jobId: string, seq: number) => void): void;
   /** sends a command to the replica `to` (see WorkerCommand) */

@@ -2,6 +2,7 @@
 // bar and from tests (plain ids or option objects). These turn any of those into an id.
 import * as vscode from 'vscode';
 import type { Job, Lease } from '../../shared/protocol';
+import { hoursPriceMessage, parseHours } from './lease-texts';
 
 function field(arg: unknown, ...path: string[]): unknown {
   let v: unknown = arg;
@@ -54,14 +55,18 @@ export async function pickLease(leases: readonly Lease[], placeHolder: string): 
   return pick?.id;
 }
 
-/** A positive number of hours from an input box; undefined when the person dismissed it. */
-export async function askHours(prompt: string, value = '1'): Promise<number | undefined> {
+/**
+ * A positive number of hours from an input box; undefined when the person dismissed it. With a
+ * price, the box says what the hours typed cost ("A100 · 2.5 cr/h · 4 h = 10 cr") as they type.
+ */
+export async function askHours(prompt: string, value = '1', price?: { gpuModel: string; pricePerHour: number; count?: number }): Promise<number | undefined> {
   const text = await vscode.window.showInputBox({
     prompt,
     value,
     validateInput: (v) => {
-      const n = Number(v);
-      return Number.isFinite(n) && n > 0 && n <= 720 ? undefined : 'hours: a number above 0, at most 720';
+      if (parseHours(v) === undefined) return 'hours: a number above 0, at most 720';
+      const message = price && hoursPriceMessage(price, v);
+      return message ? { message, severity: vscode.InputBoxValidationSeverity.Info } : undefined;
     },
   });
   return text === undefined ? undefined : Number(text);

@@ -20,6 +20,8 @@ export const CommandId = {
   openKernelPanel: 'hearth.openKernelPanel',
   showKernelLog: 'hearth.showKernelLog',
   shutDownKernel: 'hearth.shutDownKernel',
+  setSecret: 'hearth.setSecret',
+  pushToHub: 'hearth.pushToHub',
 } as const;
 export type CommandId = (typeof CommandId)[keyof typeof CommandId];
 

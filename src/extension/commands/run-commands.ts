@@ -1,11 +1,10 @@
-import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { submitRun } from '../../client/submit-run';
+import { runLayout, submitRun } from '../../client/submit-run';
 import { PullConflictError, pullArtifacts, type PulledFile } from '../../client/pull';
 import { isNotebookEntry, isTerminal, type Job } from '../../shared/protocol';
 import type { HearthServices } from '../hearth-services';
 import { errorMessage } from '../services/errors';
-import { formatBytes } from '../views/format';
+import { formatBytes, isLocalBroker } from '../views/format';
 import { jobIdOf, pickJob, pickLease } from './args';
 import { CommandId } from './command-ids';
 import { runLogUri } from './run-log-document';
@@ -34,27 +33,36 @@ async function saveIfDirty(uri: vscode.Uri): Promise<void> {
   if (nb?.isDirty) await nb.save();
 }
 
-/** The lease to run on: the given one, the only one, one the person picks, or a new one. */
-async function chooseLease(s: HearthServices, leaseId: string | undefined): Promise<string | undefined> {
-  if (leaseId) return leaseId;
+/**
+ * The lease to run on: the given one, the only one, one the person picks, or a new one, which is
+ * the run's own (`own`): the broker releases it when the run ends, as `hearth run` does.
+ */
+async function chooseLease(s: HearthServices, leaseId: string | undefined): Promise<{ id: string; own: boolean } | undefined> {
+  if (leaseId) return { id: leaseId, own: false };
   const snap = await s.state.refresh();
   if (!snap.connected) {
+    // a local network is only the answer when the broker is meant to be this machine's
+    const local = isLocalBroker(snap.url);
     const choice = await vscode.window.showWarningMessage(
-      `Hearth: not connected to a broker (${snap.error ?? 'none configured'}).`,
+      snap.unreachable ? `Hearth: broker unreachable — retrying (${snap.error ?? snap.url}).` : `Hearth: not connected to a broker (${snap.error ?? 'none configured'}).`,
       'Connect to Broker…',
-      'Start Local Network',
+      ...(local ? ['Start Local Network'] : []),
     );
     if (choice === 'Connect to Broker…') void vscode.commands.executeCommand(CommandId.connect);
     if (choice === 'Start Local Network') void vscode.commands.executeCommand(CommandId.startLocalNetwork);
     return undefined;
   }
   if (snap.leases.length === 0) {
-    const choice = await vscode.window.showInformationMessage('Hearth: you hold no GPU lease. Lease one to run this file?', 'Lease GPU…');
+    const choice = await vscode.window.showInformationMessage(
+      'Hearth: you hold no GPU lease. Lease one for this run? The price shows before you confirm, and the lease is released when the run ends.',
+      'Lease GPU…',
+    );
     if (choice !== 'Lease GPU…') return undefined;
     const lease = await vscode.commands.executeCommand<{ id: string } | undefined>(CommandId.leaseGpu);
-    return lease?.id;
+    return lease && { id: lease.id, own: true };
   }
-  return pickLease(snap.leases, 'Run on which lease?');
+  const id = await pickLease(snap.leases, 'Run on which lease?');
+  return id === undefined ? undefined : { id, own: false };
 }
 
 export async function runCurrentFile(s: HearthServices, uriArg?: unknown, optsArg?: unknown): Promise<string | undefined> {
@@ -70,11 +78,12 @@ export async function runCurrentFile(s: HearthServices, uriArg?: unknown, optsAr
     return undefined;
   }
   await saveIfDirty(uri);
-  const leaseId = await chooseLease(s, opts.leaseId);
-  if (!leaseId) return undefined;
+  const chosen = await chooseLease(s, opts.leaseId);
+  if (!chosen) return undefined;
+  const leaseId = chosen.id;
   const client = await s.getClient();
-  const root = folder.uri.fsPath;
-  const entry = path.relative(root, uri.fsPath).split(path.sep).join('/');
+  // The project the file belongs to, inside the workspace folder, as `hearth run` finds it.
+  const { root, entry } = runLayout(uri.fsPath, { within: folder.uri.fsPath });
 
   // A notebook runs as a notebook: every cell in order on a fresh kernel, magics and all, and the
   // executed notebook comes back as an artifact at its own path. Submitted as the CLI does.
@@ -94,6 +103,8 @@ export async function runCurrentFile(s: HearthServices, uriArg?: unknown, optsAr
           env: opts.env ?? {},
           outputs: cfg.outputs,
           logdir: cfg.logdir,
+          releaseLease: chosen.own,
+          ...(cfg.requirementsFile ? { requirements: cfg.requirementsFile } : {}),
           signal: ac.signal,
           onProgress: (p) => {
             if (p.phase === 'scan') return progress.report({ message: 'hashing files…' });
@@ -102,20 +113,24 @@ export async function runCurrentFile(s: HearthServices, uriArg?: unknown, optsAr
             lastPct = pct;
           },
         });
-        s.log.info(`uploaded ${run.uploadedBlobs} new blobs (${formatBytes(run.uploadedBytes)}) of ${run.files} files from ${root}`);
+        s.log.info(`uploaded ${run.upload.uploadedFiles} of ${run.upload.files} files (${formatBytes(run.upload.uploadedBytes)} of ${formatBytes(run.upload.bytes)}) from ${root}`);
         return run;
+      } catch (err) {
+        // A lease taken for a run that never got submitted ends here (the broker ends it after the run otherwise).
+        if (chosen.own) await client.releaseLease(leaseId).catch((e: Error) => s.log.warn(`could not release ${leaseId}: ${e.message}`));
+        throw err;
       } finally {
         sub.dispose();
       }
     },
   );
-  s.log.info(`submitted ${job.id}: ${entry} on lease ${leaseId}`);
+  s.log.info(`submitted ${job.id}: ${entry} on lease ${leaseId}${chosen.own ? ', leased for this run: the broker releases it when the run ends' : ''}`);
   // The notebook open in the editor shows each cell's outputs as the run produces them.
   if (isNotebookEntry(entry) && vscode.workspace.notebookDocuments.some((d) => d.uri.toString() === uri.toString())) {
     const limit = vscode.workspace.getConfiguration('hearth').get<number>('outputLineLimit', DEFAULT_LINE_LIMIT);
     s.context.subscriptions.push(mirrorNotebookRun(client, job.id, uri, limit, (err) => s.log.warn(`notebook run ${job.id}: cannot show its outputs in the notebook: ${err.message}`)));
   }
-  await s.rememberJobFolder(job.id, folder.uri);
+  await s.rememberJobFolder(job.id, vscode.Uri.file(root));
   void s.state.refresh();
   if (!opts.noPanel) s.openPanel(job.id);
   return job.id;
@@ -135,7 +150,7 @@ export async function cancelRun(s: HearthServices, arg?: unknown): Promise<Job |
 }
 
 /** Where a job's weights go: `<its workspace folder>/.hearth/runs/<jobId>/`. */
-function pullDestination(s: HearthServices, jobId: string): vscode.Uri {
+export function pullDestination(s: HearthServices, jobId: string): vscode.Uri {
   const folder = s.jobFolder(jobId) ?? vscode.workspace.workspaceFolders?.[0]?.uri ?? s.context.globalStorageUri;
   return vscode.Uri.joinPath(folder, '.hearth', 'runs', jobId);
 }

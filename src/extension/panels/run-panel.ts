@@ -17,11 +17,16 @@ import {
   type PanelDrawState,
 } from '../../shared/panel-protocol';
 import type { Job, JobEvent } from '../../shared/protocol';
+import { CommandId } from '../commands/command-ids';
 import { jobFeed, type JobFeed } from './job-feed';
 
 export interface RunPanelDeps {
   getClient(): Promise<BrokerClient>;
   log: vscode.LogOutputChannel;
+  /** the workspace folder a job was run from, when this window ran it */
+  jobFolder(jobId: string): vscode.Uri | undefined;
+  /** where Pull Weights writes a job's artifacts */
+  pullDestination(jobId: string): vscode.Uri;
 }
 
 /** What a panel has shown, as its webview last reported it; for tests and commands. */
@@ -171,6 +176,7 @@ export class RunPanel implements vscode.Disposable {
           this.post({ type: 'connection', state: this.feed.connection, ...(this.feed.connectionError ? { error: this.feed.connectionError } : {}) });
         }
         void this.flush();
+        void this.postPulled();
         break;
       }
       case 'state': {
@@ -189,7 +195,101 @@ export class RunPanel implements vscode.Disposable {
       case 'error':
         this.deps.log.warn(`run panel ${this.jobId}: ${msg.message}`);
         break;
+      case 'action':
+        void this.report(`${msg.action} from the run panel`, () => this.action(msg.action));
+        break;
+      case 'openArtifact':
+        void this.report('opening the artifact', () => this.openArtifact(msg.path));
+        break;
+      case 'openSource':
+        void this.report('opening the file', () => this.openSource(msg.jobId, msg.path, msg.line));
+        break;
+      case 'save':
+        void this.report('saving the chart', () => this.save(msg.format, msg.name, msg.data));
+        break;
     }
+  }
+
+  private async report(what: string, f: () => Promise<unknown>): Promise<void> {
+    try {
+      await f();
+    } catch (err) {
+      const m = err instanceof Error ? err.message : String(err);
+      this.deps.log.error(`run panel ${this.jobId}: ${what}: ${m}`);
+      void vscode.window.showErrorMessage(`Hearth: ${what} failed: ${m}`);
+    }
+  }
+
+  /** The workspace folder the job ran from: remembered, else the first one open. */
+  private folder(jobId = this.jobId): vscode.Uri | undefined {
+    return this.deps.jobFolder(jobId) ?? vscode.workspace.workspaceFolders?.[0]?.uri;
+  }
+
+  private async action(action: 'stop' | 'pull' | 'rerun'): Promise<void> {
+    if (action === 'stop') await vscode.commands.executeCommand(CommandId.cancelRun, this.jobId);
+    if (action === 'pull') {
+      await vscode.commands.executeCommand(CommandId.pullWeights, this.jobId);
+      await this.postPulled();
+    }
+    if (action === 'rerun') {
+      const client = await this.deps.getClient();
+      const job = this.feed.job ?? (await client.job(this.jobId));
+      const folder = this.folder();
+      const file = folder && vscode.Uri.joinPath(folder, ...job.entry.split('/'));
+      if (!file || !(await exists(file))) {
+        throw new Error(`${job.entry} is not in this workspace${folder ? ` (${folder.fsPath})` : ''}: open the folder it was run from`);
+      }
+      // the same lease while it lasts; otherwise Run Current File asks, as it does for a first run
+      const lease = await client.lease(job.leaseId).catch(() => undefined);
+      await vscode.commands.executeCommand(CommandId.runCurrentFile, file, lease?.status === 'active' ? { leaseId: lease.id } : {});
+    }
+  }
+
+  /** Opens a pulled artifact, pulling the run's artifacts first when it is not here yet. */
+  private async openArtifact(rel: string): Promise<void> {
+    const file = vscode.Uri.joinPath(this.deps.pullDestination(this.jobId), ...rel.split('/'));
+    if (!(await exists(file))) {
+      await vscode.commands.executeCommand(CommandId.pullWeights, this.jobId, { reveal: false });
+      await this.postPulled();
+      if (!(await exists(file))) return;
+    }
+    await vscode.commands.executeCommand('vscode.open', file);
+  }
+
+  /** A remote traceback's file, in the local folder the job was run from, at that line. */
+  private async openSource(jobId: string, rel: string, line: number): Promise<void> {
+    const folder = this.folder(jobId) ?? this.folder();
+    const file = folder && vscode.Uri.joinPath(folder, ...rel.split('/'));
+    if (!file || !(await exists(file))) {
+      void vscode.window.showWarningMessage(`Hearth: ${rel} is not in this workspace; the traceback points at the copy on the worker.`);
+      return;
+    }
+    const pos = new vscode.Position(line - 1, 0);
+    await vscode.window.showTextDocument(file, { selection: new vscode.Range(pos, pos), preview: true, viewColumn: vscode.ViewColumn.One });
+  }
+
+  private async save(format: 'png' | 'csv', name: string, data: string): Promise<void> {
+    const safe = name.replace(/[\\/:*?"<>|]+/g, '_') || `chart.${format}`;
+    const folder = this.folder();
+    const target = await vscode.window.showSaveDialog({
+      ...(folder ? { defaultUri: vscode.Uri.joinPath(folder, safe) } : {}),
+      filters: format === 'png' ? { 'PNG image': ['png'] } : { 'CSV': ['csv'] },
+      title: format === 'png' ? 'Save chart as PNG' : 'Save chart data as CSV',
+    });
+    if (!target) return;
+    await vscode.workspace.fs.writeFile(target, format === 'png' ? Buffer.from(data, 'base64') : Buffer.from(data, 'utf8'));
+    this.deps.log.info(`run panel ${this.jobId}: saved ${target.fsPath}`);
+  }
+
+  /** Tells the webview which of the job's artifacts are pulled into the workspace. */
+  private async postPulled(): Promise<void> {
+    const dest = this.deps.pullDestination(this.jobId);
+    const paths: string[] = [];
+    for (const e of this.feed.events) {
+      if (e.body.type !== 'artifact') continue;
+      if (await exists(vscode.Uri.joinPath(dest, ...e.body.artifact.path.split('/')))) paths.push(e.body.artifact.path);
+    }
+    if (paths.length > 0) this.post({ type: 'pulled', paths });
   }
 
   private options(): PanelOptions {
@@ -273,6 +373,15 @@ export class RunPanel implements vscode.Disposable {
 <script nonce="${nonce}" src="${asset('dist', 'webview', 'run-panel.js')}"></script>
 </body>
 </html>`;
+  }
+}
+
+async function exists(uri: vscode.Uri): Promise<boolean> {
+  try {
+    await vscode.workspace.fs.stat(uri);
+    return true;
+  } catch {
+    return false;
   }
 }
 

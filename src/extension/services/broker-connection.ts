@@ -101,9 +101,10 @@ export class BrokerConnection implements vscode.Disposable {
   /** A client for the current broker; the same object until the settings or token change. */
   async client(): Promise<BrokerClient> {
     const r = await this.resolve();
-    const key = `${r.url}\n${r.token ?? ''}`;
+    const timeoutMs = this.config.current.requestTimeoutSeconds * 1000;
+    const key = `${r.url}\n${r.token ?? ''}\n${timeoutMs}`;
     if (this.cached?.key !== key) {
-      this.cached = { key, client: new BrokerClient({ url: r.url, token: r.token }) };
+      this.cached = { key, client: new BrokerClient({ url: r.url, token: r.token, timeoutMs }) };
       this.log.info(`broker ${r.url} (from ${r.source}${r.token ? '' : ', no token'})`);
     }
     return this.cached.client;

@@ -1,9 +1,10 @@
 import * as vscode from 'vscode';
-import type { BrokerClient } from '../../client/api';
+import { BrokerError, type BrokerClient } from '../../client/api';
 import type { Job, Lease, Me, Offer } from '../../shared/protocol';
 import type { BrokerConnection } from './broker-connection';
 import type { Config } from './config';
 import { errorMessage } from './errors';
+import { isLocalBroker } from '../views/format';
 
 export interface BrokerSnapshot {
   readonly connected: boolean;
@@ -16,9 +17,24 @@ export interface BrokerSnapshot {
   readonly error: string | undefined;
   /** Date.now() of the last refresh that reached the broker */
   readonly fetchedAt: number;
+  /** the last refresh did not reach the broker (down, hung past the request timeout) */
+  readonly unreachable: boolean;
+  /** me, offers, leases and jobs are what the broker said at fetchedAt, before it became unreachable */
+  readonly stale: boolean;
 }
 
-const EMPTY: BrokerSnapshot = { connected: false, url: undefined, me: undefined, offers: [], leases: [], jobs: [], error: undefined, fetchedAt: 0 };
+const EMPTY: BrokerSnapshot = {
+  connected: false,
+  url: undefined,
+  me: undefined,
+  offers: [],
+  leases: [],
+  jobs: [],
+  error: undefined,
+  fetchedAt: 0,
+  unreachable: false,
+  stale: false,
+};
 
 /**
  * One poll of the broker feeds all three views and the status bar, so they always agree with
@@ -30,8 +46,8 @@ export class BrokerState implements vscode.Disposable {
   private again = false;
   private timer: NodeJS.Timeout | undefined;
   private disposed = false;
-  /** the value last given to the `hearth.connected` context key (welcome views) */
-  private contextKey: boolean | undefined;
+  /** the values last given to the context keys the welcome views read */
+  private contextKeys: Record<string, boolean> = {};
   private readonly emitter = new vscode.EventEmitter<BrokerSnapshot>();
   private readonly subs: vscode.Disposable[] = [];
   readonly onDidChange = this.emitter.event;
@@ -94,20 +110,33 @@ export class BrokerState implements vscode.Disposable {
         jobs: [...jobs].sort((a, b) => b.createdAt - a.createdAt),
         error: undefined,
         fetchedAt: Date.now(),
+        unreachable: false,
+        stale: false,
       });
     } catch (err) {
       const error = errorMessage(err);
       if (this.snap.connected || this.snap.error !== error) this.log.warn(`broker not reachable: ${error}`);
-      this.set({ ...EMPTY, url: client?.url, error });
+      // a refused connection or a timeout; a reply cut short (undici's TypeError); a proxy's 502–504
+      const unreachable = err instanceof BrokerError ? err.code === 'unreachable' || err.status >= 502 : err instanceof TypeError;
+      // An outage keeps what the same broker last said on screen (marked stale) rather than
+      // emptying the views; another broker, or a refusal (a bad token), starts from nothing.
+      const keep = unreachable && this.snap.fetchedAt > 0 && this.snap.url === client?.url;
+      this.set(keep ? { ...this.snap, connected: false, error, unreachable, stale: true } : { ...EMPTY, url: client?.url, error, unreachable });
     }
     return this.snap;
   }
 
   private set(next: BrokerSnapshot): void {
     if (this.disposed) return;
-    if (this.contextKey !== next.connected) {
-      this.contextKey = next.connected;
-      void vscode.commands.executeCommand('setContext', 'hearth.connected', next.connected);
+    const keys: Record<string, boolean> = {
+      'hearth.connected': next.connected,
+      'hearth.unreachable': !next.connected && next.unreachable,
+      'hearth.remoteBroker': !isLocalBroker(next.url),
+    };
+    for (const [k, v] of Object.entries(keys)) {
+      if (this.contextKeys[k] === v) continue;
+      this.contextKeys[k] = v;
+      void vscode.commands.executeCommand('setContext', k, v);
     }
     this.snap = next;
     this.emitter.fire(next);

@@ -10,7 +10,11 @@ export interface HearthConfig {
   readonly autoPull: boolean;
   readonly outputs: readonly string[];
   readonly logdir: string;
+  /** the packages file of runs, relative to the workspace folder; '' for requirements.txt / pyproject.toml */
+  readonly requirementsFile: string;
   readonly pollIntervalSeconds: number;
+  /** how long a request may go unanswered before the broker counts as unreachable */
+  readonly requestTimeoutSeconds: number;
 }
 
 function read(): HearthConfig {
@@ -22,14 +26,17 @@ function read(): HearthConfig {
     inspected?.workspaceFolderValue !== undefined;
   const outputs = c.get<unknown>('outputs');
   const poll = c.get<number>('pollIntervalSeconds', 5);
+  const timeout = c.get<number>('requestTimeoutSeconds', 15);
   return {
     brokerUrl: normalizeUrl(c.get<string>('brokerUrl', DEFAULT_BROKER_URL) || DEFAULT_BROKER_URL),
     brokerUrlIsSet,
     autoPull: c.get<boolean>('autoPull', false),
     outputs: Array.isArray(outputs) ? outputs.filter((o): o is string => typeof o === 'string' && o !== '') : DEFAULT_OUTPUTS,
     logdir: (c.get<string>('logdir', 'runs') || 'runs').replace(/^\.\/+/, '').replace(/\/+$/, '') || 'runs',
+    requirementsFile: (c.get<string>('requirementsFile', '') || '').trim().replace(/^\.\/+/, ''),
     // a poll faster than a second only loads the broker; slower than 5 minutes looks broken
     pollIntervalSeconds: Number.isFinite(poll) ? Math.min(300, Math.max(1, poll)) : 5,
+    requestTimeoutSeconds: Number.isFinite(timeout) ? Math.min(600, Math.max(1, timeout)) : 15,
   };
 }
 

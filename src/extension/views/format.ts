@@ -18,6 +18,48 @@ export function formatDuration(ms: number): string {
   return `${sec}s`;
 }
 
+/** A broker on this machine (what `hearth up` starts), as opposed to one a group hosts. */
+export function isLocalBroker(url: string | undefined): boolean {
+  if (!url) return true;
+  try {
+    const host = new URL(url).hostname.replace(/^\[|\]$/g, '');
+    return host === 'localhost' || host === '::1' || /^(::ffff:)?127\./.test(host) || /^::ffff:7f[0-9a-f]{2}:/.test(host);
+  } catch {
+    return false;
+  }
+}
+
+/** A price per device-hour with its unit: "2.50 cr/h". */
+export function formatRate(pricePerHour: number): string {
+  return `${formatCredits(pricePerHour)} cr/h`;
+}
+
+/** Reliability as a person reads it in a narrow row: "98% reliable". */
+export function formatReliability(r: number): string {
+  return `${Math.round(r * 100)}% reliable`;
+}
+
+/** A broker URL as short as it can be and still say where: "gpu.example.org", "127.0.0.1:7777". */
+export function brokerHost(url: string | undefined): string {
+  if (!url) return '';
+  try {
+    const u = new URL(url);
+    return `${u.host}${u.pathname === '/' ? '' : u.pathname}`;
+  } catch {
+    return url;
+  }
+}
+
+/** The tooltip of a row that may be cut off: its label and every part of its description, then details. */
+export function rowTooltip(label: string, description: string, details: readonly string[]): string {
+  return [`**${escapeMarkdown(label)}**`, '', ...description.split(' · ').map((p) => `- ${escapeMarkdown(p)}`), ...(details.length ? ['', ...details] : [])].join('\n');
+}
+
+/** Text shown as itself in a MarkdownString (train_loss_v2.py keeps its underscores). */
+export function escapeMarkdown(text: string): string {
+  return text.replace(/[\\`*_{}[\]()#|<>~]/g, '\\$&');
+}
+
 export function formatCredits(c: number): string {
   if (c === 0) return '0';
   return c >= 100 ? c.toFixed(0) : c >= 1 ? c.toFixed(2) : c.toFixed(3);
@@ -44,7 +86,8 @@ export function msLeft(expiresAt: number, now = Date.now()): number {
 export function costNow(lease: Lease, fetchedAt: number, now = Date.now()): number {
   if (lease.status !== 'active') return lease.cost;
   const extraSeconds = Math.max(0, Math.min(now, lease.expiresAt) - Math.max(fetchedAt, lease.createdAt)) / 1000;
-  return lease.cost + (lease.count * lease.pricePerHour * extraSeconds) / 3600;
+  // The broker ends a capped lease at its cap: the estimate never shows more.
+  return Math.min(lease.cost + (lease.count * lease.pricePerHour * extraSeconds) / 3600, lease.maxCost ?? Infinity);
 }
 
 // Escape sequences colour a terminal; in a text document they are noise.

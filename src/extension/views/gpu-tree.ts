@@ -1,7 +1,7 @@
 import * as vscode from 'vscode';
 import type { Offer } from '../../shared/protocol';
 import type { BrokerState } from '../services/broker-state';
-import { formatCredits, formatVram } from './format';
+import { brokerHost, formatRate, formatReliability, formatVram, rowTooltip } from './format';
 
 export interface GpuFilter {
   /** case-insensitive substring of the GPU model */
@@ -21,7 +21,9 @@ export class GpuModelItem extends vscode.TreeItem {
     const free = offers.reduce((n, o) => n + o.free, 0);
     const total = offers.reduce((n, o) => n + o.total, 0);
     this.id = `model:${model}`;
-    this.description = `${free}/${total} free · ${offers.length} ${offers.length === 1 ? 'worker' : 'workers'}`;
+    const cheapest = Math.min(...offers.map((o) => o.pricePerHour));
+    this.description = `${free}/${total} free · from ${formatRate(cheapest)} · ${offers.length} ${offers.length === 1 ? 'worker' : 'workers'}`;
+    this.tooltip = new vscode.MarkdownString(rowTooltip(model, this.description, []));
     this.iconPath = new vscode.ThemeIcon(offers[0]?.isGpu === false ? 'server' : 'chip');
     this.contextValue = 'gpuModel';
   }
@@ -36,21 +38,23 @@ export class OfferItem extends vscode.TreeItem {
     this.description = [
       o.isGpu ? formatVram(o.vramMiB) : 'CPU',
       `${o.free}/${o.total} free`,
-      `${formatCredits(o.pricePerHour)}/h`,
-      `${Math.round(o.reliability * 100)}%`,
+      formatRate(o.pricePerHour),
+      formatReliability(o.reliability),
     ].join(' · ');
     this.tooltip = new vscode.MarkdownString(
       [
         `**${o.gpuModel}** on **${o.workerName}**${o.online ? '' : ' (offline)'}`,
         '',
-        `- VRAM: ${formatVram(o.vramMiB)}`,
-        `- free: ${o.free} of ${o.total}`,
-        `- price: ${o.pricePerHour} credits per device-hour`,
-        `- reliability: ${Math.round(o.reliability * 100)}% of finished jobs not lost`,
+        `- ${o.isGpu ? `VRAM: ${formatVram(o.vramMiB)}` : 'CPU (no GPU on this host)'}`,
+        `- free: ${o.free}/${o.total} free`,
+        `- price: ${formatRate(o.pricePerHour)} (${o.pricePerHour} credits per device-hour)`,
+        `- reliability: ${formatReliability(o.reliability)} (share of finished jobs not lost)`,
         ...(o.stack
           ? [
               `- Python ${o.stack.python}, PyTorch ${o.stack.torch ?? 'not installed'}${o.stack.cuda ? `, CUDA ${o.stack.cuda}` : ''}`,
               `- notebooks: ${o.stack.kernels ? 'yes' : 'no (the worker\'s Python lacks ipykernel)'}`,
+              ...(o.stack.driver ? [`- NVIDIA driver ${o.stack.driver}`] : []),
+              ...(o.stack.diskFreeBytes !== undefined ? [`- disk free on the worker: ${(o.stack.diskFreeBytes / 2 ** 30).toFixed(1)} GiB`] : []),
             ]
           : []),
       ].join('\n'),
@@ -83,7 +87,10 @@ export class GpuTreeProvider implements vscode.TreeDataProvider<GpuTreeItem>, vs
   ) {
     this.filterValue = memento.get<GpuFilter>(FILTER_KEY) ?? {};
     this.sortValue = memento.get<GpuSort>(SORT_KEY) ?? 'price';
-    this.sub = state.onDidChange(() => this.emitter.fire(undefined));
+    this.sub = state.onDidChange(() => {
+      this.updateDescription();
+      this.emitter.fire(undefined);
+    });
     this.updateContext();
   }
 
@@ -116,12 +123,20 @@ export class GpuTreeProvider implements vscode.TreeDataProvider<GpuTreeItem>, vs
     const f = this.filterValue;
     const active = !!(f.model || f.minVramMiB !== undefined || f.maxPricePerHour !== undefined);
     void vscode.commands.executeCommand('setContext', 'hearth.gpuFilterActive', active);
+    this.updateDescription();
+  }
+
+  /** The view's title line: who is signed in on which broker, then the filter and the order. */
+  private updateDescription(): void {
+    const f = this.filterValue;
     if (this.view) {
-      const parts: string[] = [];
-      if (f.model) parts.push(`model ~ ${f.model}`);
-      if (f.minVramMiB !== undefined) parts.push(`≥ ${formatVram(f.minVramMiB)}`);
-      if (f.maxPricePerHour !== undefined) parts.push(`≤ ${f.maxPricePerHour}/h`);
-      this.view.description = parts.length ? `${parts.join(', ')} · by ${this.sortValue}` : `by ${this.sortValue}`;
+      const s = this.state.current;
+      const who = s.me ? `${s.me.name} @ ${brokerHost(s.url)}` : brokerHost(s.url);
+      const filters: string[] = [];
+      if (f.model) filters.push(`model ~ ${f.model}`);
+      if (f.minVramMiB !== undefined) filters.push(`≥ ${formatVram(f.minVramMiB)}`);
+      if (f.maxPricePerHour !== undefined) filters.push(`≤ ${formatRate(f.maxPricePerHour)}`);
+      this.view.description = [who, filters.join(', '), `by ${this.sortValue}`].filter((p) => p !== '').join(' · ');
     }
   }
 
@@ -157,8 +172,9 @@ export class GpuTreeProvider implements vscode.TreeDataProvider<GpuTreeItem>, vs
   getChildren(e?: GpuTreeItem): GpuTreeItem[] {
     if (e instanceof OfferItem) return [];
     if (e instanceof GpuModelItem) return e.offers.map((o) => new OfferItem(o));
-    // Disconnected: no items, so the welcome view (Start a local network / Connect) shows.
-    if (!this.state.current.connected) return [];
+    // Disconnected: no items, so the welcome view (Start a local network / Connect) shows; in an
+    // outage the last known offers stay (the view's message says they are stale).
+    if (!this.state.current.connected && !this.state.current.stale) return [];
     const groups = new Map<string, Offer[]>();
     for (const o of this.visibleOffers()) {
       const g = groups.get(o.gpuModel);

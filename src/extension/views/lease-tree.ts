@@ -1,7 +1,8 @@
 import * as vscode from 'vscode';
 import type { Lease } from '../../shared/protocol';
 import type { BrokerState } from '../services/broker-state';
-import { costNow, formatCredits, formatDuration, msLeft } from './format';
+import { leaseLimitsText } from '../../shared/money';
+import { costNow, formatCredits, formatDuration, formatRate, msLeft, rowTooltip } from './format';
 
 export class LeaseItem extends vscode.TreeItem {
   readonly kind = 'lease' as const;
@@ -12,17 +13,19 @@ export class LeaseItem extends vscode.TreeItem {
     super(`${lease.gpuModel} ×${lease.count}`, vscode.TreeItemCollapsibleState.None);
     const left = msLeft(lease.expiresAt);
     this.id = `lease:${lease.id}`;
-    this.description = `${formatDuration(left)} left · ${formatCredits(costNow(lease, fetchedAt))} credits · ${lease.workerName}`;
+    this.description = `${formatDuration(left)} left · ${formatCredits(costNow(lease, fetchedAt))} cr so far · ${formatRate(lease.pricePerHour)} · ${lease.workerName}`;
     this.tooltip = new vscode.MarkdownString(
-      [
-        `**${lease.gpuModel} ×${lease.count}** on **${lease.workerName}** (\`${lease.id}\`)`,
-        '',
-        `- expires: ${new Date(lease.expiresAt).toLocaleString()}`,
-        `- rate: ${lease.pricePerHour} credits per device-hour`,
-        `- cost so far: ${formatCredits(costNow(lease, fetchedAt))} credits`,
-      ].join('\n'),
+      rowTooltip(`${lease.gpuModel} ×${lease.count} on ${lease.workerName}`, this.description, [
+        `lease \`${lease.id}\`, expires ${new Date(lease.expiresAt).toLocaleString()}`,
+        `rate: ${lease.pricePerHour} credits per device-hour, ${lease.count} device${lease.count === 1 ? '' : 's'}`,
+        ...(leaseLimitsText(lease) ? [`limits: ${leaseLimitsText(lease)}`] : []),
+        ...(lease.spendWarning ? [`$(warning) ${lease.spendWarning}`] : []),
+      ]),
+      true,
     );
-    this.iconPath = new vscode.ThemeIcon('clock', left < 5 * 60_000 ? new vscode.ThemeColor('list.warningForeground') : undefined);
+    this.iconPath = lease.spendWarning
+      ? new vscode.ThemeIcon('warning', new vscode.ThemeColor('list.warningForeground'))
+      : new vscode.ThemeIcon('clock', left < 5 * 60_000 ? new vscode.ThemeColor('list.warningForeground') : undefined);
     this.contextValue = 'lease.active';
   }
 }

@@ -2,7 +2,7 @@ import * as vscode from 'vscode';
 import type { BrokerClient } from '../../client/api';
 import { isTerminal, type Artifact, type Job, type JobStatus } from '../../shared/protocol';
 import type { BrokerState } from '../services/broker-state';
-import { formatBytes, formatDuration } from './format';
+import { formatBytes, formatDuration, rowTooltip } from './format';
 
 const STATUS_ICON: Record<JobStatus, { icon: string; color?: string }> = {
   queued: { icon: 'clock' },
@@ -27,13 +27,11 @@ export class JobItem extends vscode.TreeItem {
     this.id = `job:${job.id}`;
     this.description = `${job.status}${took} · ${job.id}`;
     this.tooltip = new vscode.MarkdownString(
-      [
-        `**${job.entry}** — ${job.status}${job.exitCode !== null ? ` (exit ${job.exitCode})` : ''}`,
-        '',
-        `- job: \`${job.id}\`, lease \`${job.leaseId}\``,
-        `- submitted: ${new Date(job.createdAt).toLocaleString()}`,
-        ...(job.reason ? [`- reason: ${job.reason}`] : []),
-      ].join('\n'),
+      rowTooltip(`${job.entry}`, this.description, [
+        `${job.status}${job.exitCode !== null ? ` (exit ${job.exitCode})` : ''}, lease \`${job.leaseId}\``,
+        `submitted ${new Date(job.createdAt).toLocaleString()}`,
+        ...(job.reason ? [`reason: ${job.reason}`] : []),
+      ]),
     );
     this.iconPath = statusIcon(job.status);
     // job.running, job.queued, job.succeeded, … : menus match on the prefix and the status.

@@ -1,4 +1,5 @@
 import * as assert from 'node:assert/strict';
+import * as vscode from 'vscode';
 import { CommandId } from '../../../src/extension/commands/command-ids';
 import type { OfferItem } from '../../../src/extension/views/gpu-tree';
 import { command, hearth, waitFor } from './helpers';
@@ -29,6 +30,24 @@ export function defineGpuTests(): void {
         const group = groups.find((g) => g.label === o.gpuModel);
         assert.ok(group, `a group for ${o.gpuModel}`);
       }
+    });
+
+    it('reads at the default width: cr/h on prices, reliability labelled, account and broker shown, tooltips carry cut-off rows', async () => {
+      const api = await hearth();
+      const snap = await api.refresh();
+      assert.ok(snap.me, 'signed in');
+      const groups = api.gpuTree.getChildren();
+      const items = groups.flatMap((g) => (g.kind === 'model' ? api.gpuTree.getChildren(g) : []));
+      assert.ok(items.length > 0);
+      for (const item of [...groups, ...items]) {
+        const d = String(item.description);
+        assert.match(d, /\d cr\/h/, `a price with its unit: ${d}`);
+        const tip = (item.tooltip as vscode.MarkdownString).value.replace(/\\/g, '');
+        for (const part of d.split(' · ')) assert.ok(tip.includes(part), `"${part}" of "${d}" is in the tooltip: ${tip}`);
+      }
+      for (const item of items) assert.match(String(item.description), /\d+% reliable/);
+      const host = new URL(snap.url!).host;
+      assert.match(String(api.views().gpus.description), new RegExp(`^${snap.me.name} @ ${host.replace(/\./g, '\\.')} · by `));
     });
 
     it('filters by model, minimum VRAM and price, and clears the filter', async () => {

@@ -6,8 +6,11 @@ import Mocha from 'mocha';
 import { defineCommandTests } from './commands.test';
 import { defineConnectionTests } from './connection.test';
 import { defineGpuTests } from './gpus.test';
+import { defineMoneyTests } from './money.test';
 import { defineNotebookTests } from './notebook.test';
+import { defineOutageTests } from './outage.test';
 import { defineRunTests } from './runs.test';
+import { defineSecretHubTests } from './secrets-hub.test';
 
 export async function run(): Promise<void> {
   const mocha = new Mocha({ ui: 'bdd', timeout: 120_000, color: false, reporter: 'spec' });
@@ -18,6 +21,9 @@ export async function run(): Promise<void> {
   defineGpuTests();
   defineRunTests();
   defineNotebookTests();
+  defineMoneyTests();
+  defineOutageTests();
+  defineSecretHubTests();
   // last: it signs out and back in
   defineConnectionTests();
   const failures = await new Promise<number>((resolve) => mocha.run(resolve));

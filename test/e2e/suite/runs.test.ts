@@ -60,7 +60,10 @@ export function defineRunTests(): void {
         return api.leaseTree.getChildren().find((i) => i.lease.id === lease.id);
       });
       const item = api.leaseTree.getChildren().find((i) => i.lease.id === lease.id)!;
-      assert.match(String(item.description), /left · [\d.]+ credits/);
+      assert.match(String(item.description), /left · [\d.]+ cr so far · [\d.]+ cr\/h · /);
+      // the side bar is narrow: whatever the row holds is in its tooltip too
+      const tip = (item.tooltip as vscode.MarkdownString).value;
+      for (const part of String(item.description).split(' · ')) assert.ok(tip.includes(part), `"${part}" in the tooltip: ${tip}`);
     });
 
     it('Renew Lease extends the lease', async () => {

@@ -1,13 +1,14 @@
 """Prints numbered lines for a while, with one TensorBoard scalar per line, so a test can check
 that the run panel shows every line exactly once, in order, after a reload or a reopen mid-run.
-LINES and LINE_SECONDS in the environment make it longer or shorter.
+COUNT_LINES and LINE_SECONDS in the environment make it longer or shorter.
 """
 import os
 import time
 
 from train import EventWriter
 
-LINES = int(os.environ.get("LINES", "300"))
+# not LINES: a job gets LINES=40, the terminal height, as in a terminal
+LINES = int(os.environ.get("COUNT_LINES", "300"))
 LINE_SECONDS = float(os.environ.get("LINE_SECONDS", "0.05"))
 
 

@@ -29,6 +29,19 @@ export class PgBlobRefs implements BlobRefsRepo {
     await transaction(this.sql, (tx) => record(tx, sha, size, accountId, at));
   }
 
+  async recordMany(blobs: readonly { sha256: string; size: number }[], accountId: string, at: number): Promise<void> {
+    if (blobs.length === 0) return;
+    // In hash order, so two packs sharing blobs take their index entries in the same order (no deadlock).
+    const sorted = [...blobs].sort((a, b) => (a.sha256 < b.sha256 ? -1 : a.sha256 > b.sha256 ? 1 : 0));
+    const shas = sorted.map((b) => b.sha256);
+    const sizes = sorted.map((b) => b.size);
+    // Two statements for the whole pack, whatever its size: the lists travel as arrays.
+    await transaction(this.sql, async (tx) => {
+      await tx`INSERT INTO blobs (sha256, size, created_at) SELECT s, z, ${at} FROM unnest(${shas}::text[], ${sizes}::bigint[]) AS t(s, z) ON CONFLICT DO NOTHING`;
+      await tx`INSERT INTO blob_refs (sha256, account_id) SELECT s, ${accountId} FROM unnest(${shas}::text[]) AS t(s) ON CONFLICT DO NOTHING`;
+    });
+  }
+
   async size(sha: string): Promise<number | undefined> {
     const [r] = await this.sql<{ size: number }[]>`SELECT size FROM blobs WHERE sha256 = ${sha}`;
     return r?.size;

@@ -13,6 +13,8 @@ import { EVENTS_CHANNEL, PgEvents } from './events';
 import { PgJobs } from './jobs';
 import { PgLeases } from './leases';
 import { PG_MIGRATIONS } from './migrations';
+import { PgSecrets } from './secrets';
+import { PgSpend } from './spend';
 import { connect, disconnect, transaction, type Sql } from './sql';
 import { PgWorkers } from './workers';
 
@@ -82,6 +84,8 @@ export async function openPostgresStore(url: string): Promise<Store> {
     jobs: new PgJobs(sql),
     events: new PgEvents(sql),
     blobRefs: new PgBlobRefs(sql),
+    spend: new PgSpend(sql),
+    secrets: new PgSecrets(sql),
     onEvent: (l) => void bus.on('event', l),
     async command(to: string, cmd: WorkerCommand) {
       // A NOTIFY payload holds under 8000 bytes; a kernel request larger than that is refused.

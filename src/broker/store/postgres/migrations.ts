@@ -52,4 +52,21 @@ export const PG_MIGRATIONS: string[] = [
   -- periodic work: when it last ran, and where (see runExclusive)
   CREATE TABLE ticks (name text PRIMARY KEY, at bigint NOT NULL, replica text NOT NULL, runs bigint NOT NULL DEFAULT 0);
   `,
+  // 2 (secrets, spend controls; SQLite's 5 and 6): a renter's sealed secrets and the key check
+  // value; a lease's cost cap, idle release, warning and end reason; an account's monthly limit.
+  `
+  CREATE TABLE secrets (
+    account_id text NOT NULL REFERENCES accounts(id), name text NOT NULL, value bytea NOT NULL, updated_at bigint NOT NULL,
+    PRIMARY KEY (account_id, name)
+  );
+  CREATE TABLE secrets_meta (key text PRIMARY KEY, value bytea NOT NULL);
+  CREATE TABLE lease_limits (
+    lease_id text PRIMARY KEY REFERENCES leases(id), max_cost double precision, idle_release_ms bigint,
+    warning text, end_reason text
+  );
+  CREATE TABLE account_limits (
+    account_id text PRIMARY KEY REFERENCES accounts(id), spend_limit double precision, warned_period bigint
+  );
+  CREATE INDEX leases_account ON leases (account_id, ended_at);
+  `,
 ];

@@ -29,6 +29,12 @@ export class SqliteBlobRefs implements BlobRefsRepo {
     this.db.transaction(() => this.recordSync(sha, size, accountId, at))();
   }
 
+  async recordMany(blobs: readonly { sha256: string; size: number }[], accountId: string, at: number): Promise<void> {
+    this.db.transaction(() => {
+      for (const b of blobs) this.recordSync(b.sha256, b.size, accountId, at);
+    })();
+  }
+
   async size(sha: string): Promise<number | undefined> {
     return (this.db.prepare('SELECT size FROM blobs WHERE sha256 = ?').get(sha) as { size: number } | undefined)?.size;
   }

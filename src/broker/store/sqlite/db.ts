@@ -84,6 +84,27 @@ export const MIGRATIONS: string[] = [
       AND (o.created_at < accounts.created_at OR (o.created_at = accounts.created_at AND o.id < accounts.id)));
   CREATE UNIQUE INDEX accounts_name_nocase ON accounts(name COLLATE NOCASE);
   `,
+  // 5 (secrets): a renter's secrets, sealed with AES-256-GCM (src/broker/secrets.ts); secrets_meta
+  // holds a value sealed with the key, so a broker started with another key says so at once.
+  `
+  CREATE TABLE secrets (
+    account_id TEXT NOT NULL REFERENCES accounts(id), name TEXT NOT NULL, value BLOB NOT NULL, updated_at INTEGER NOT NULL,
+    PRIMARY KEY (account_id, name)
+  ) WITHOUT ROWID;
+  CREATE TABLE secrets_meta (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
+  `,
+  // 6 (spend controls, store/spend-repository.ts): a lease's cost cap and idle release, the
+  // warning given and why it ended; an account's monthly spend limit and the month it was warned.
+  `
+  CREATE TABLE lease_limits (
+    lease_id TEXT PRIMARY KEY REFERENCES leases(id), max_cost REAL, idle_release_ms INTEGER,
+    warning TEXT, end_reason TEXT
+  ) WITHOUT ROWID;
+  CREATE TABLE account_limits (
+    account_id TEXT PRIMARY KEY REFERENCES accounts(id), spend_limit REAL, warned_period INTEGER
+  ) WITHOUT ROWID;
+  CREATE INDEX leases_account ON leases(account_id, ended_at);
+  `,
 ];
 
 export function openDb(file: string): Db {

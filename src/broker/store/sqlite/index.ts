@@ -8,6 +8,8 @@ import { openDb } from './db';
 import { SqliteEvents } from './events';
 import { SqliteJobs } from './jobs';
 import { SqliteLeases } from './leases';
+import { SqliteSecrets } from './secrets';
+import { SqliteSpend } from './spend';
 import { SqliteWorkers } from './workers';
 
 export function openSqliteStore(file: string): Store {
@@ -24,6 +26,8 @@ export function openSqliteStore(file: string): Store {
     jobs: new SqliteJobs(db),
     events: new SqliteEvents(db, (jobId, seq) => bus.emit('event', jobId, seq)),
     blobRefs: new SqliteBlobRefs(db),
+    spend: new SqliteSpend(db),
+    secrets: new SqliteSecrets(db),
     onEvent: (l) => void bus.on('event', l),
     command: async (_to: string, cmd: WorkerCommand) => void bus.emit('command', cmd),
     onCommand: (l) => void bus.on('command', l),

@@ -1,0 +1,202 @@
+// A renter's secrets: stored sealed (secret-box.ts), listed by name only, handed to the worker
+// as environment variables of the owner's own sessions (with the dispatch, never in the spec), and
+// masked out of what those sessions print before it is stored (secret-mask.ts).
+//
+// The SQL lives behind SecretRepository (store/secrets-repo.ts, one implementation per backend).
+// The values are held decrypted in this process's memory (loaded at start, kept current by set and
+// remove, and read again for an account at each of its dispatches, so a secret set on another
+// replica reaches the next session): masking runs on every event, and a broker that can read its
+// key can read them anyway.
+import { isTerminal, type EventBody, type SecretInfo } from '../shared/protocol';
+import type { JobRow } from './event-log';
+import { conflict, notFound } from './errors';
+import { SecretBox, SecretsKeyError } from './secret-box';
+import { SecretMasker } from './secret-mask';
+import type { SealedSecret, SecretRepository } from './store/secrets-repo';
+
+/** What the key check value seals: a known text, so a wrong key is told at start, not as garbage later. */
+const KEY_CHECK = 'hearth secrets key check v1';
+const aad = (accountId: string, name: string) => `${accountId}\0${name}`;
+
+/** Secrets one account may hold. */
+export const MAX_SECRETS_PER_ACCOUNT = 200;
+
+interface JobMasking {
+  /** values handed to this session at dispatch (still masked after the secret is removed) */
+  given: Set<string>;
+  /** held-back ends of each stream (see SecretMasker.split) */
+  carry: { stdout: string; stderr: string };
+  /** built once per change of the account's secrets, not per event */
+  masker?: { version: number; masker: SecretMasker };
+}
+
+export class Secrets {
+  private readonly values = new Map<string, Map<string, string>>();
+  private readonly maskers = new Map<string, SecretMasker>();
+  private readonly jobs = new Map<string, JobMasking>();
+  /** bumped by every set and remove */
+  private version = 0;
+
+  private constructor(
+    private readonly repo: SecretRepository,
+    private readonly box: SecretBox,
+  ) {}
+
+  /**
+   * Opens the store with this key: a store whose secrets were sealed with another key refuses to
+   * open, saying so, rather than hand jobs garbage.
+   */
+  static async open(repo: SecretRepository, key: Buffer, keySource: string): Promise<Secrets> {
+    const box = SecretBox.fromKey(key);
+    const check = await repo.keyCheck();
+    if (check) {
+      let ok = false;
+      try {
+        ok = box.open(check, 'key_check') === KEY_CHECK;
+      } catch {
+        ok = false;
+      }
+      if (!ok) {
+        throw new SecretsKeyError(
+          `the secrets key from ${keySource} is not the key this broker's secrets were stored with; start it with the original key (--secrets-key-file, HEARTH_SECRETS_KEY or <data-dir>/secrets.key)`,
+        );
+      }
+    } else {
+      await repo.initKeyCheck(box.seal(KEY_CHECK, 'key_check'));
+    }
+    const s = new Secrets(repo, box);
+    for (const row of await repo.all()) s.cache(row.accountId).set(row.name, s.unseal(row));
+    return s;
+  }
+
+  private unseal(row: SealedSecret): string {
+    try {
+      return this.box.open(row.sealed, aad(row.accountId, row.name));
+    } catch {
+      // The key opened the check value, so this row was altered (or copied from elsewhere).
+      throw new SecretsKeyError(`secret ${row.name} of account ${row.accountId} does not open with this key: its stored value was altered; remove it (DELETE FROM secrets WHERE account_id = '${row.accountId}' AND name = '${row.name}') and set it again`);
+    }
+  }
+
+  /** Reads the account's secrets again (another replica may have set or removed one). */
+  async refresh(accountId: string): Promise<void> {
+    const rows = await this.repo.ofAccount(accountId);
+    const now = new Map(rows.map((r) => [r.name, this.unseal(r)] as const));
+    const had = this.values.get(accountId) ?? new Map<string, string>();
+    const same = had.size === now.size && [...now].every(([k, v]) => had.get(k) === v);
+    if (same) return;
+    this.values.set(accountId, now);
+    this.maskers.delete(accountId);
+    this.version++;
+  }
+
+  private cache(accountId: string): Map<string, string> {
+    let m = this.values.get(accountId);
+    if (!m) this.values.set(accountId, (m = new Map()));
+    return m;
+  }
+
+  async set(accountId: string, name: string, value: string): Promise<SecretInfo> {
+    await this.refresh(accountId);
+    const mine = this.cache(accountId);
+    if (!mine.has(name) && mine.size >= MAX_SECRETS_PER_ACCOUNT) {
+      throw conflict('too_many_secrets', `an account may hold ${MAX_SECRETS_PER_ACCOUNT} secrets; remove one first`);
+    }
+    const updatedAt = Date.now();
+    await this.repo.put({ accountId, name, sealed: this.box.seal(value, aad(accountId, name)), updatedAt });
+    mine.set(name, value);
+    this.maskers.delete(accountId);
+    this.version++;
+    return { name, updatedAt };
+  }
+
+  async remove(accountId: string, name: string): Promise<void> {
+    if (!(await this.repo.remove(accountId, name))) throw notFound(`no secret ${name}`);
+    this.values.get(accountId)?.delete(name);
+    this.maskers.delete(accountId);
+    this.version++;
+  }
+
+  list(accountId: string): Promise<SecretInfo[]> {
+    return this.repo.list(accountId);
+  }
+
+  /** The environment a session of this job gets from its owner's secrets (remembered for masking). */
+  async envFor(job: Pick<JobRow, 'id' | 'account_id'>): Promise<Record<string, string>> {
+    await this.refresh(job.account_id);
+    const env = Object.fromEntries(this.values.get(job.account_id) ?? []);
+    const m = this.jobState(job.id);
+    for (const v of Object.values(env)) m.given.add(v);
+    m.masker = undefined;
+    return env;
+  }
+
+  private jobState(jobId: string): JobMasking {
+    let m = this.jobs.get(jobId);
+    if (!m) this.jobs.set(jobId, (m = { given: new Set(), carry: { stdout: '', stderr: '' } }));
+    return m;
+  }
+
+  private maskerFor(job: Pick<JobRow, 'id' | 'account_id'>): SecretMasker {
+    const state = this.jobs.get(job.id);
+    const own = this.values.get(job.account_id);
+    if (!state?.given.size) {
+      let m = this.maskers.get(job.account_id);
+      if (!m) this.maskers.set(job.account_id, (m = new SecretMasker(own?.values() ?? [])));
+      return m;
+    }
+    if (state.masker?.version !== this.version) state.masker = { version: this.version, masker: new SecretMasker([...(own?.values() ?? []), ...state.given]) };
+    return state.masker.masker;
+  }
+
+  /**
+   * A worker's event about to be appended, masked. Call only for an event that will be appended
+   * (the next wseq of an open job), and `commit` once it is: a log chunk's held-back end becomes
+   * the carry of its stream only then, so a resend after a failed append is masked the same way.
+   * For a terminal status, `before` holds what was still held back, to append first.
+   */
+  prepare(job: Pick<JobRow, 'id' | 'account_id'>, body: EventBody): { body: EventBody; before: EventBody[]; commit: () => void } {
+    const state = this.jobs.get(job.id);
+    const masker = this.maskerFor(job);
+    const none = { body, before: [], commit: () => {} };
+    switch (body.type) {
+      case 'log': {
+        if (masker.empty && !state?.carry[body.stream]) return none;
+        const r = masker.split(state?.carry[body.stream] ?? '', body.data);
+        return {
+          body: { ...body, data: r.emit },
+          before: [],
+          commit: () => {
+            this.jobState(job.id).carry[body.stream] = r.carry;
+          },
+        };
+      }
+      case 'status': {
+        const masked = masker.empty ? body : { ...body, ...(body.reason ? { reason: masker.mask(body.reason) } : {}) };
+        if (!isTerminal(body.status)) return { ...none, body: masked };
+        // What was held back could only have been the start of a value: it is printed as it is.
+        // Taken out now: the caller appends them before the status, and a resent status (its
+        // append failed) must not print them twice.
+        const before: EventBody[] = [];
+        for (const stream of ['stdout', 'stderr'] as const) {
+          const c = state?.carry[stream];
+          if (c) before.push({ type: 'log', stream, data: c });
+          if (state) state.carry[stream] = '';
+        }
+        return { body: masked, before, commit: () => this.jobs.delete(job.id) };
+      }
+      case 'kernel':
+        return masker.empty ? none : { ...none, body: { ...body, content: masker.maskDeep(body.content) } };
+      case 'notice':
+        return masker.empty ? none : { ...none, body: { ...body, message: masker.mask(body.message) } };
+      default:
+        // scalars, telemetry and artifacts are numbers, tags and paths, not the program's text
+        return none;
+    }
+  }
+
+  /** Forgets a job's masking state (it ended without a status from its worker, e.g. lost). */
+  forget(jobId: string): void {
+    this.jobs.delete(jobId);
+  }
+}

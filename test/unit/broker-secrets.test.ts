@@ -1,0 +1,164 @@
+// Secrets in the broker, without a network: sealing, the key check, masking (whole, line by line,
+// split across chunks), and what the dispatch carries.
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildBroker } from '../../src/broker/app';
+import { loadSecretsKey, SecretBox, SecretsKeyError } from '../../src/broker/secret-box';
+import { SecretMasker } from '../../src/broker/secret-mask';
+import { Secrets, SqliteSecretRepository } from '../../src/broker/secrets';
+import { openDb } from '../../src/broker/store/db';
+import { SecretName, SetSecretBody } from '../../src/shared/protocol';
+
+describe('broker: secrets', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'hearth-secrets-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('seals with AES-256-GCM bound to owner and name: another key or another owner opens nothing', () => {
+    const box = SecretBox.fromKey(randomBytes(32));
+    const sealed = box.seal('hf_value', 'acct_a\0HF_TOKEN');
+    assert.equal(box.open(sealed, 'acct_a\0HF_TOKEN'), 'hf_value');
+    assert.ok(!sealed.includes(Buffer.from('hf_value')));
+    assert.throws(() => box.open(sealed, 'acct_b\0HF_TOKEN'));
+    assert.throws(() => SecretBox.fromKey(randomBytes(32)).open(sealed, 'acct_a\0HF_TOKEN'));
+    assert.notDeepEqual(box.seal('hf_value', 'x'), box.seal('hf_value', 'x'), 'a fresh nonce each time');
+  });
+
+  it('makes secrets.key 0600 on first start, reads an operator\'s key as hex or base64, and refuses a bad one', () => {
+    const made = loadSecretsKey({ dataDir: dir, env: {} });
+    assert.equal(statSync(join(dir, 'secrets.key')).mode & 0o777, 0o600);
+    assert.deepEqual(loadSecretsKey({ dataDir: dir, env: {} }).key, made.key, 'the same key at the next start');
+    const k = randomBytes(32);
+    assert.deepEqual(loadSecretsKey({ dataDir: dir, env: { HEARTH_SECRETS_KEY: k.toString('hex') } }).key, k);
+    assert.deepEqual(loadSecretsKey({ dataDir: dir, env: { HEARTH_SECRETS_KEY: k.toString('base64') } }).key, k);
+    assert.throws(() => loadSecretsKey({ dataDir: dir, env: { HEARTH_SECRETS_KEY: 'short' } }), SecretsKeyError);
+    const f = join(dir, 'op.key');
+    writeFileSync(f, k.toString('base64'), { mode: 0o640 });
+    assert.throws(() => loadSecretsKey({ dataDir: dir, keyFile: f, env: {} }), /readable or writable by others/);
+  });
+
+  it('a store opened with another key refuses to open, saying so', async () => {
+    const db = openDb(join(dir, 'broker.db'));
+    try {
+      const repo = new SqliteSecretRepository(db);
+      const key = randomBytes(32);
+      const s = await Secrets.open(repo, key, 'k1');
+      db.prepare("INSERT INTO accounts (id, name, is_admin, created_at) VALUES ('acct_aaaaaaaa', 'a', 0, 1)").run();
+      await s.set('acct_aaaaaaaa', 'HF_TOKEN', 'hf_abcdefgh');
+      await assert.rejects(Secrets.open(repo, randomBytes(32), 'HEARTH_SECRETS_KEY'), /the secrets key from HEARTH_SECRETS_KEY is not the key this broker's secrets were stored with/);
+      const again = await Secrets.open(repo, key, 'k1');
+      assert.deepEqual(again.envFor({ id: 'job_aaaaaaaa', account_id: 'acct_aaaaaaaa' }), { HF_TOKEN: 'hf_abcdefgh' });
+      assert.deepEqual(again.envFor({ id: 'job_bbbbbbbb', account_id: 'acct_other000' }), {});
+    } finally {
+      db.close();
+    }
+  });
+
+  it('buildBroker fails with a clear error, and leaves the database closed, on a wrong key', async () => {
+    const b = await buildBroker({ dataDir: dir });
+    await b.close();
+    await assert.rejects(buildBroker({ dataDir: dir, secretsKeyFile: join(dir, 'nope.key') }), /secrets key file .*nope\.key: ENOENT/);
+    const other = join(dir, 'other.key');
+    writeFileSync(other, randomBytes(32).toString('hex'), { mode: 0o600 });
+    await assert.rejects(buildBroker({ dataDir: dir, secretsKeyFile: other }), /is not the key this broker's secrets were stored with/);
+    const again = await buildBroker({ dataDir: dir });
+    await again.close();
+  });
+
+  it('the routes: validate names and values, need a user token, and never return a value', async () => {
+    const b = await buildBroker({ dataDir: dir });
+    try {
+      const admin = b.adminToken!;
+      const worker = b.broker.createToken(b.broker.authenticate(admin)!.accountId, 'worker', 'w');
+      // A real port: a refused request's body is left unread, which app.inject cannot do.
+      const base = await b.app.listen({ port: 0, host: '127.0.0.1' });
+      const req = async (method: 'GET' | 'PUT' | 'DELETE', url: string, token: string | undefined, payload?: unknown) => {
+        const headers: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
+        if (payload !== undefined) headers['content-type'] = 'application/json';
+        const res = await fetch(base + url, { method, headers, body: payload === undefined ? undefined : JSON.stringify(payload) });
+        const body = await res.text();
+        return { statusCode: res.status, body, json: <T = unknown>() => JSON.parse(body) as T };
+      };
+      assert.equal((await req('PUT', '/v1/secrets/HF_TOKEN', undefined, { value: 'hf_x1234' })).statusCode, 401);
+      assert.equal((await req('PUT', '/v1/secrets/HF_TOKEN', worker, { value: 'hf_x1234' })).statusCode, 403);
+      const badName = await req('PUT', '/v1/secrets/9LIVES', admin, { value: 'v' });
+      assert.equal(badName.statusCode, 400);
+      assert.match(badName.json<{ message: string }>().message, /secret name: name: a secret name is an environment variable name/);
+      assert.equal((await req('PUT', '/v1/secrets/HF_TOKEN', admin, { value: '' })).statusCode, 400);
+      assert.equal((await req('PUT', '/v1/secrets/HF_TOKEN', admin, { value: 'x'.repeat(64 * 1024 + 1) })).statusCode, 400);
+      assert.equal((await req('PUT', '/v1/secrets/HF_TOKEN', admin, { value: 'v', more: 1 })).statusCode, 400);
+      assert.deepEqual((await req('GET', '/v1/secrets', admin)).json(), [], 'nothing was stored by the refused requests');
+      const put = await req('PUT', '/v1/secrets/HF_TOKEN', admin, { value: 'hf_x1234' });
+      assert.equal(put.statusCode, 200);
+      assert.deepEqual(Object.keys(put.json()).sort(), ['name', 'updatedAt']);
+      const list = await req('GET', '/v1/secrets', admin);
+      assert.ok(!list.body.includes('hf_x1234'));
+      assert.deepEqual(list.json<{ name: string }[]>().map((x) => x.name), ['HF_TOKEN']);
+      assert.equal((await req('DELETE', '/v1/secrets/HF_TOKEN', admin)).statusCode, 204);
+      assert.equal((await req('DELETE', '/v1/secrets/HF_TOKEN', admin)).statusCode, 404);
+    } finally {
+      await b.close();
+    }
+  });
+
+  it('masks values whole, line by line, and longest first; leaves values under 4 characters alone', () => {
+    const m = new SecretMasker(['hf_abcdef', 'hf_abcdef_long', 'abc', '-----BEGIN KEY-----\nMIIEvQIBADANBgkq\n-----END KEY-----']);
+    assert.equal(m.mask('a hf_abcdef_long and hf_abcdef'), 'a *** and ***');
+    assert.equal(m.mask('abc stays'), 'abc stays');
+    assert.equal(m.mask('line: MIIEvQIBADANBgkq'), 'line: ***');
+    assert.deepEqual(m.maskDeep({ text: ['x hf_abcdef'], n: 1, 'hf_abcdef': true }), { text: ['x ***'], n: 1, '***': true });
+  });
+
+  it('holds back the end of a chunk that may start a value, so a value split between chunks is masked whole', () => {
+    const m = new SecretMasker(['sk-0123456789']);
+    let r = m.split('', 'token: sk-01');
+    assert.deepEqual(r, { emit: 'token: ', carry: 'sk-01' });
+    r = m.split(r.carry, '23456789 done\n');
+    assert.deepEqual(r, { emit: '*** done\n', carry: '' });
+    // Not a value after all: what was held goes out with the next chunk.
+    r = m.split('', 'see sk-0');
+    assert.deepEqual(m.split(r.carry, 'ther\n'), { emit: 'sk-0ther\n', carry: '' });
+    // A chunk ending in the middle of a line that cannot start a value is not held at all.
+    assert.deepEqual(m.split('', 'epoch 1 50%\r'), { emit: 'epoch 1 50%\r', carry: '' });
+  });
+
+  it('prepare: masks log, kernel and notice events, flushes what is held before the terminal status', async () => {
+    const db = openDb(join(dir, 'broker.db'));
+    try {
+      db.prepare("INSERT INTO accounts (id, name, is_admin, created_at) VALUES ('acct_aaaaaaaa', 'a', 0, 1)").run();
+      const s = await Secrets.open(new SqliteSecretRepository(db), randomBytes(32), 'k');
+      await s.set('acct_aaaaaaaa', 'TOKEN', 'tok-secret-1');
+      const job = { id: 'job_aaaaaaaa', account_id: 'acct_aaaaaaaa' };
+      s.envFor(job);
+      const a = s.prepare(job, { type: 'log', stream: 'stdout', data: 'x tok-sec' });
+      assert.deepEqual(a.body, { type: 'log', stream: 'stdout', data: 'x ' });
+      // Not committed (its append failed): the resend is masked the same way.
+      const again = s.prepare(job, { type: 'log', stream: 'stdout', data: 'x tok-sec' });
+      assert.deepEqual(again.body, a.body);
+      again.commit();
+      assert.deepEqual(s.prepare(job, { type: 'kernel', requestId: null, msgType: 'stream', content: { text: 'tok-secret-1' } }).body, { type: 'kernel', requestId: null, msgType: 'stream', content: { text: '***' } });
+      // Removed after dispatch: the job still has it, so it is still masked.
+      await s.remove('acct_aaaaaaaa', 'TOKEN');
+      assert.deepEqual(s.prepare(job, { type: 'notice', level: 'info', message: 'tok-secret-1' }).body, { type: 'notice', level: 'info', message: '***' });
+      const end = s.prepare(job, { type: 'status', status: 'succeeded', exitCode: 0 });
+      assert.deepEqual(end.before, [{ type: 'log', stream: 'stdout', data: 'tok-sec' }]);
+      end.commit();
+    } finally {
+      db.close();
+    }
+  });
+
+  it('validates names like environment variables and caps values', () => {
+    for (const ok of ['HF_TOKEN', '_x', 'a1']) assert.equal(SecretName.safeParse(ok).success, true, ok);
+    for (const bad of ['1A', 'A-B', '', 'HEARTH_TOKEN', 'x'.repeat(129), 'A B']) assert.equal(SecretName.safeParse(bad).success, false, bad);
+    assert.equal(SetSecretBody.safeParse({ value: 'x'.repeat(64 * 1024) }).success, true);
+    assert.equal(SetSecretBody.safeParse({ value: 'é'.repeat(40 * 1024) }).success, false, 'the cap counts UTF-8 bytes');
+    assert.equal(SetSecretBody.safeParse({ value: '' }).success, false);
+    assert.equal(SetSecretBody.safeParse({ value: 'x', extra: 1 }).success, false);
+  });
+});
