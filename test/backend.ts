@@ -2,6 +2,7 @@
 // HEARTH_TEST_DATABASE=postgres://user@host:port/db: PostgreSQL, where each broker a test starts
 // gets a database of its own (CREATE DATABASE), so tests never see each other's rows.
 import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
 import postgres from 'postgres';
 
 export const TEST_DATABASE = process.env.HEARTH_TEST_DATABASE || undefined;
@@ -42,4 +43,28 @@ export async function backendFor(dataDir: string): Promise<{ database?: string }
 export async function backendFlagsFor(dataDir: string): Promise<string[]> {
   const { database } = await backendFor(dataDir);
   return database ? ['--database', database] : [];
+}
+
+/**
+ * Rows of a query on the database of the broker of `dataDir` (its SQLite file, or the PostgreSQL
+ * database backendFor gave it), for tests that check what was stored. `?` marks a parameter.
+ */
+export async function selectRows<T>(dataDir: string, query: string, ...params: (string | number)[]): Promise<T[]> {
+  const { database } = await backendFor(dataDir);
+  if (!database) {
+    const { default: Database } = await import('better-sqlite3');
+    const db = new Database(join(dataDir, 'broker.db'), { readonly: true });
+    try {
+      return db.prepare(query).all(...params) as T[];
+    } finally {
+      db.close();
+    }
+  }
+  let n = 0;
+  const sql = postgres(database, { max: 1, onnotice: () => {} });
+  try {
+    return [...(await sql.unsafe(query.replace(/\?/g, () => `$${++n}`), params))] as T[];
+  } finally {
+    await sql.end({ timeout: 1 });
+  }
 }
