@@ -48,21 +48,20 @@ export class Secrets {
    */
   static async open(repo: SecretRepository, key: Buffer, keySource: string): Promise<Secrets> {
     const box = SecretBox.fromKey(key);
-    const check = await repo.keyCheck();
-    if (check) {
-      let ok = false;
-      try {
-        ok = box.open(check, 'key_check') === KEY_CHECK;
-      } catch {
-        ok = false;
-      }
-      if (!ok) {
-        throw new SecretsKeyError(
-          `the secrets key from ${keySource} is not the key this broker's secrets were stored with; start it with the original key (--secrets-key-file, HEARTH_SECRETS_KEY or <data-dir>/secrets.key)`,
-        );
-      }
-    } else {
-      await repo.initKeyCheck(box.seal(KEY_CHECK, 'key_check'));
+    // The first broker on a database stores the check; replicas starting at once all read back the
+    // one that was stored, so one started with another key refuses rather than seal with it.
+    if (!(await repo.keyCheck())) await repo.initKeyCheck(box.seal(KEY_CHECK, 'key_check'));
+    const check = (await repo.keyCheck())!;
+    let ok = false;
+    try {
+      ok = box.open(check, 'key_check') === KEY_CHECK;
+    } catch {
+      ok = false;
+    }
+    if (!ok) {
+      throw new SecretsKeyError(
+        `the secrets key from ${keySource} is not the key this broker's secrets were stored with; start it with the original key (--secrets-key-file, HEARTH_SECRETS_KEY or <data-dir>/secrets.key; replicas share one)`,
+      );
     }
     const s = new Secrets(repo, box);
     for (const row of await repo.all()) s.cache(row.accountId).set(row.name, s.unseal(row));

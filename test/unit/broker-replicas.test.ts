@@ -2,13 +2,22 @@
 // them, and a commit on one wakes the followers of the other. Runs only on PostgreSQL
 // (HEARTH_TEST_DATABASE).
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import postgres from 'postgres';
 import { buildBroker, type BrokerApp } from '../../src/broker/app';
 import { openPostgresStore } from '../../src/broker/store/postgres/index';
 import type { Store } from '../../src/broker/store/store';
 import { freshDatabase, TEST_DATABASE } from '../backend';
+
+/** Replicas share one secrets key (each would make its own in its data dir otherwise). */
+function sharedKey(dir: string): string {
+  const f = join(dir, 'shared-secrets.key');
+  if (!existsSync(f)) writeFileSync(f, randomBytes(32).toString('hex'), { mode: 0o600 });
+  return f;
+}
 
 describe('broker replicas on one PostgreSQL database', function () {
   this.timeout(60_000);
@@ -51,7 +60,7 @@ describe('broker replicas on one PostgreSQL database', function () {
     const dirs = [mkdtempSync(join(tmpdir(), 'hearth-rep-a-')), mkdtempSync(join(tmpdir(), 'hearth-rep-b-'))];
     const apps: BrokerApp[] = [];
     try {
-      for (const d of dirs) apps.push(await buildBroker({ dataDir: d, database: url }));
+      for (const d of dirs) apps.push(await buildBroker({ dataDir: d, database: url, secretsKeyFile: sharedKey(dirs[0]!) }));
       const [a, b] = apps as [BrokerApp, BrokerApp];
       const token = a.adminToken ?? b.adminToken;
       const admin = (await b.broker.authenticate(token))!;
@@ -74,6 +83,41 @@ describe('broker replicas on one PostgreSQL database', function () {
       assert.equal(rows.length, 1);
       assert.match(rows[0]!.body, /hello/);
     } finally {
+      for (const x of apps) await x.close();
+      for (const d of dirs) rmSync(d, { recursive: true, force: true });
+    }
+  });
+
+  it('the spend controls meter on one replica at a time: both wait while another holds the metering, then one ends a lease at its cap', async () => {
+    const url = (await freshDatabase())!;
+    const dirs = [mkdtempSync(join(tmpdir(), 'hearth-rep-a-')), mkdtempSync(join(tmpdir(), 'hearth-rep-b-'))];
+    const apps: BrokerApp[] = [];
+    // Stands in for a third replica in the middle of a metering pass: it holds runExclusive's lock.
+    const holder = postgres(url, { max: 1, onnotice: () => {} });
+    try {
+      for (const d of dirs) apps.push(await buildBroker({ dataDir: d, database: url, meterMs: 20, secretsKeyFile: sharedKey(dirs[0]!) }));
+      const [a, b] = apps as [BrokerApp, BrokerApp];
+      const admin = (await b.broker.authenticate(a.adminToken ?? b.adminToken))!;
+      for (const x of apps) x.broker.link = { isOnline: async () => true, dispatch: async () => {}, cancel: async () => {}, request: async () => {} };
+      const gpus = [{ index: 0, uuid: 'u', name: 'GPU', memoryTotalMiB: 1, isGpu: true }];
+      const workerId = await a.broker.registerWorker(admin.accountId, { name: 'w', hostname: 'h', version: '1', gpus, pricePerHour: 3600 });
+      const conn = await holder.reserve();
+      await conn`SELECT pg_advisory_lock(hashtext('hearth:meter'))`;
+      const lease = await a.broker.createLease(admin, { count: 1, hours: 1, workerId });
+      // 1 credit a second: past this cap at once.
+      await a.broker.store.spend.setLeaseLimits(lease.id, 0.001, null);
+      // Many metering periods of both replicas go by: neither may meter while the lock is held.
+      await new Promise((r) => setTimeout(r, 500));
+      assert.equal((await b.broker.leaseById(lease.id))!.status, 'active', 'a replica metered while another held the metering');
+      await conn`SELECT pg_advisory_unlock(hashtext('hearth:meter'))`;
+      conn.release();
+      for (let i = 0; i < 500 && (await b.broker.leaseById(lease.id))!.status === 'active'; i++) await new Promise((r) => setTimeout(r, 20));
+      assert.equal((await b.broker.leaseById(lease.id))!.status, 'released');
+      assert.equal((await b.broker.store.spend.leaseLimits([lease.id])).get(lease.id)?.endReason, 'lease_cap');
+      const [tick] = await holder<{ replica: string }[]>`SELECT replica FROM ticks WHERE name = 'meter'`;
+      assert.ok([a.broker.store.replicaId, b.broker.store.replicaId].includes(tick!.replica));
+    } finally {
+      await holder.end({ timeout: 1 });
       for (const x of apps) await x.close();
       for (const d of dirs) rmSync(d, { recursive: true, force: true });
     }
