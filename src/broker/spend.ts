@@ -1,10 +1,10 @@
 // Spend controls: what keeps a renter from paying for more than they meant to. A lease may carry a
 // cost cap and an idle release; an account may carry a monthly spend limit. The broker meters
-// leases per second (Broker.toLease: billed time excludes the time a worker was away), and a tick
-// (`meterMs`) compares that metering with the caps: at 80 % the lease's jobs get a warning in their
-// log and the lease a `spendWarning`; at 100 % the lease ends and its jobs stop with a reason that
-// starts with `lease_cap:` or `spend_limit:`. A lease nothing has run on for its idle time is
-// released (`idle_release`).
+// leases per second (services/leases.ts: billed time excludes the time a worker was away), and a
+// tick (`meterMs`, on one replica at a time) compares that metering with the caps: at 80 % the
+// lease's jobs get a warning in their log and the lease a `spendWarning`; at 100 % the lease ends
+// and its jobs stop with a reason that starts with `lease_cap:` or `spend_limit:`. A lease nothing
+// has run on for its idle time is released (`idle_release`).
 import { credits } from '../shared/money';
 import type { AccountSpend, CreateLeaseBody, Lease } from '../shared/protocol';
 import type { Broker } from './broker';
