@@ -21,10 +21,10 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'hearth-bench-log-'));
   try {
     const b = await startBroker({ dataDir: join(dir, 'broker'), port: 0 });
-    const admin = b.broker.authenticate(b.adminToken)!;
-    const workerToken = b.broker.createToken(admin.accountId, 'worker', 'bench');
+    const admin = (await b.broker.authenticate(b.adminToken))!;
+    const workerToken = await b.broker.createToken(admin.accountId, 'worker', 'bench');
     const sha = 'a'.repeat(64);
-    b.broker.recordBlob(sha, 1, admin.accountId);
+    await b.broker.recordBlob(sha, 1, admin.accountId);
     const manifest = { files: [{ path: 'x.py', sha256: sha, size: 1, executable: false }] };
 
     // A worker socket, so the broker sees the worker online and the job is assigned to it.
@@ -45,29 +45,29 @@ async function main(): Promise<void> {
     };
     ws.send(JSON.stringify({ type: 'hello', protocol: PROTOCOL_VERSION, name: 'bench', hostname: 'bench', version: '0', gpus: [{ index: 0, uuid: 'u', name: 'CPU', memoryTotalMiB: 1, isGpu: false }, { index: 1, uuid: 'v', name: 'CPU', memoryTotalMiB: 1, isGpu: false }], pricePerHour: 0, jobs: [] }));
     const welcome = (await next((m) => m.type === 'welcome')) as unknown as { workerId: string };
-    const job = () => {
-      const lease = b.broker.createLease(admin, { count: 1, hours: 1, workerId: welcome.workerId });
-      return b.broker.submitJob(admin, { leaseId: lease.id, entry: 'x.py', args: [], env: {}, outputs: [], logdir: 'runs', manifest }).id;
+    const job = async () => {
+      const lease = await b.broker.createLease(admin, { count: 1, hours: 1, workerId: welcome.workerId });
+      return (await b.broker.submitJob(admin, { leaseId: lease.id, entry: 'x.py', args: [], env: {}, outputs: [], logdir: 'runs', manifest })).id;
     };
 
     const body = { type: 'log' as const, stream: 'stdout' as const, data: DATA };
     const bytes = N * DATA.length;
 
     // 1. The domain's append, strict ordering.
-    const j1 = job();
+    const j1 = await job();
     let t0 = process.hrtime.bigint();
-    for (let i = 1; i <= N; i++) b.broker.events.append(j1, body, i);
+    for (let i = 1; i <= N; i++) await b.broker.events.append(j1, body, i);
     const appendS = Number(process.hrtime.bigint() - t0) / 1e9;
 
     // A job whose manifest lists 20 000 files (megabytes of spec): appends must not rewrite it.
     const files = Array.from({ length: 20_000 }, (_, i) => ({ path: `src/pkg_${i >> 8}/file_${i}.py`, sha256: sha, size: 1, executable: false }));
-    const bigLease = b.broker.createLease(admin, { count: 1, hours: 1, workerId: welcome.workerId });
-    const big = b.broker.submitJob(admin, { leaseId: bigLease.id, entry: 'x.py', args: [], env: {}, outputs: [], logdir: 'runs', manifest: { files } }).id;
+    const bigLease = await b.broker.createLease(admin, { count: 1, hours: 1, workerId: welcome.workerId });
+    const big = (await b.broker.submitJob(admin, { leaseId: bigLease.id, entry: 'x.py', args: [], env: {}, outputs: [], logdir: 'runs', manifest: { files } })).id;
     const M = Math.min(N, 10_000);
     t0 = process.hrtime.bigint();
-    for (let i = 1; i <= M; i++) b.broker.events.append(big, body, i);
+    for (let i = 1; i <= M; i++) await b.broker.events.append(big, body, i);
     const bigS = (Number(process.hrtime.bigint() - t0) / 1e9) * (N / M);
-    b.broker.releaseLease(admin, bigLease.id);
+    await b.broker.releaseLease(admin, bigLease.id);
 
     // The floor: bare inserts into the same database file, one commit each.
     const raw = new Database(join(dir, 'broker', 'broker.db'));
@@ -82,11 +82,11 @@ async function main(): Promise<void> {
 
     // A refused skip ahead costs a read, no write.
     t0 = process.hrtime.bigint();
-    for (let i = 0; i < N; i++) b.broker.events.append(j1, body, N + 10);
+    for (let i = 0; i < N; i++) await b.broker.events.append(j1, body, N + 10);
     const gapS = Number(process.hrtime.bigint() - t0) / 1e9;
 
     // 2. End to end over the worker socket, 256 events in flight.
-    const j2 = job();
+    const j2 = await job();
     await next((m) => m.type === 'job' && (m as unknown as { job: { jobId: string } }).job.jobId === j2);
     ws.send(JSON.stringify({ type: 'job-accepted', jobId: j2 }));
     const WINDOW = 256;
@@ -101,7 +101,7 @@ async function main(): Promise<void> {
       acked = Math.max(acked, m.wseq!);
     }
     const socketS = Number(process.hrtime.bigint() - t0) / 1e9;
-    const stored = b.broker.events.job(j2)!.last_seq;
+    const stored = (await b.broker.events.job(j2))!.last_seq;
     ws.close();
     await b.close();
 

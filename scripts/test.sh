@@ -47,6 +47,26 @@ step lint npx eslint .
 step typecheck npm run -s typecheck
 step unit npx mocha --config .mocharc.json 'test/unit/**/*.test.ts'
 step integration npx mocha --config .mocharc.json --timeout 180000 'test/integration/**/*.test.ts'
+# The broker-facing tests again on PostgreSQL (a private cluster on a loopback port of this run's
+# own, stopped on exit; each broker a test starts gets a database of its own), and the tests of
+# several replicas on one database, which need PostgreSQL.
+PG_DIR="$ROOT/.test-tmp/pg"
+PG_PORT=${HEARTH_TEST_PG_PORT:-55432}
+trap 'bash scripts/postgres-test.sh stop "$PG_DIR" >/dev/null 2>&1' EXIT
+if PG_URL=$(bash scripts/postgres-test.sh start "$PG_DIR" "$PG_PORT"); then
+  export HEARTH_TEST_DATABASE="$PG_URL"
+  step unit-postgres npx mocha --config .mocharc.json test/unit/broker-cancel.test.ts test/unit/broker-event-cap.test.ts test/unit/broker-replicas.test.ts \
+    test/unit/spend-repository.test.ts test/unit/broker-secrets.test.ts
+  step integration-postgres npx mocha --config .mocharc.json --timeout 180000 \
+    test/integration/broker-log-attacks.test.ts test/integration/broker-http-attacks.test.ts test/integration/security.test.ts \
+    test/integration/worker-reconnect.test.ts test/integration/resilience.test.ts test/integration/run.test.ts \
+    test/integration/kernel-session.test.ts test/integration/panel-feed.test.ts test/integration/broker-replicas.test.ts \
+    test/integration/spend.test.ts test/integration/secrets.test.ts test/integration/s3-blobs.test.ts test/integration/cli.test.ts
+  unset HEARTH_TEST_DATABASE
+else
+  log "PostgreSQL could not be started; the PostgreSQL runs FAILED"
+  status=1
+fi
 # The .vsix is a deliverable: build it (production bundle, no native modules) and let the UI
 # tests install it into code-server.
 step package bash scripts/package.sh

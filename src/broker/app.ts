@@ -8,7 +8,7 @@ import { chmodSync, closeSync, mkdirSync, openSync, readdirSync } from 'node:fs'
 import { join } from 'node:path';
 import { z } from 'zod';
 import { Broker } from './broker';
-import { HttpError } from './http-error';
+import { toHttpError } from './http-error';
 import { registerJsonParser } from './json-body';
 import { apiRoutes } from './routes/api';
 import { blobRoutes } from './routes/blobs';
@@ -16,15 +16,16 @@ import { eventRoutes } from './routes/events';
 import { secretRoutes } from './routes/secrets';
 import { workerSocketRoute } from './routes/worker-socket';
 import { loadSecretsKey } from './secret-box';
-import { Secrets, SqliteSecretRepository } from './secrets';
-import { openBlobStore } from './store/open-blob-store';
-import { openDb } from './store/db';
-import { WorkerHub } from './worker-hub';
+import { Secrets } from './secrets';
 import { Spend } from './spend';
-import { SqliteSpendRepository } from './store/spend-repository';
+import { openBlobStore } from './store/open-blob-store';
+import { openStore } from './store/store';
+import { WorkerHub } from './worker-hub';
 
 export const BrokerOptions = z.object({
   dataDir: z.string().min(1),
+  /** a postgres:// URL: the store shared by every replica; none: SQLite in the data dir */
+  database: z.string().min(1).optional(),
   version: z.string().default('0.0.0'),
   heartbeatMs: z.number().int().positive().default(5000),
   lostAfterMs: z.number().int().positive().default(120_000),
@@ -99,26 +100,30 @@ export interface BrokerApp {
 export async function buildBroker(options: BrokerOptions, logger: FastifyServerOptions['logger'] = false): Promise<BrokerApp> {
   const opts = BrokerOptions.parse(options);
   makePrivate(opts.dataDir);
-  const db = openDb(join(opts.dataDir, 'broker.db'));
-  const blobs = await openBlobStore(opts.blobs, opts.dataDir, { stallMs: opts.uploadStallMs, minBytes: opts.uploadMinBytes }).catch((err: unknown) => {
-    db.close();
-    throw err;
-  });
-  const broker = new Broker(db, { maxJobEventBytes: opts.maxJobEventBytes });
+  const store = await openStore({ dataDir: opts.dataDir, database: opts.database });
+  let blobs: Awaited<ReturnType<typeof openBlobStore>>;
   let secrets: Secrets;
+  let adminToken: string | undefined;
+  const broker = new Broker(store, { maxJobEventBytes: opts.maxJobEventBytes });
   try {
-    const key = loadSecretsKey({ dataDir: opts.dataDir, keyFile: opts.secretsKeyFile });
-    secrets = await Secrets.open(new SqliteSecretRepository(db), key.key, key.source);
+    blobs = await openBlobStore(opts.blobs, opts.dataDir, { stallMs: opts.uploadStallMs, minBytes: opts.uploadMinBytes });
+    try {
+      const key = loadSecretsKey({ dataDir: opts.dataDir, keyFile: opts.secretsKeyFile });
+      secrets = await Secrets.open(store.secrets, key.key, key.source);
+      adminToken = await broker.bootstrapAdmin();
+    } catch (err) {
+      blobs.close?.();
+      throw err;
+    }
   } catch (err) {
-    db.close();
+    await store.close();
     throw err;
   }
   const onEnded = broker.events.onEnded;
-  broker.events.onEnded = (job) => {
+  broker.events.onEnded = async (job) => {
     secrets.forget(job.id);
-    onEnded(job);
+    await onEnded(job);
   };
-  const adminToken = broker.bootstrapAdmin();
 
   const app = Fastify({
     logger,
@@ -136,8 +141,9 @@ export async function buildBroker(options: BrokerOptions, logger: FastifyServerO
       reply.removeHeader('connection');
       closeAfterReply(req.raw, reply.raw);
     }
-    if (err instanceof HttpError) {
-      return reply.code(err.status).send({ error: err.code, message: err.message, ...(err.issues ? { issues: err.issues } : {}) });
+    const http = toHttpError(err);
+    if (http) {
+      return reply.code(http.status).send({ error: http.code, message: http.message, ...(http.issues ? { issues: http.issues } : {}) });
     }
     const e = err as { statusCode?: number; code?: string; message: string };
     if (e.statusCode && e.statusCode >= 400 && e.statusCode < 500) {
@@ -157,25 +163,42 @@ export async function buildBroker(options: BrokerOptions, logger: FastifyServerO
   setMaxListeners(0, shutdown.signal);
   const hub = new WorkerHub(broker, app.log, opts.heartbeatMs, opts.lostAfterMs, secrets);
   await app.register(websocket, { options: { maxPayload: 16 * 1024 * 1024 } });
-  const spend = new Spend(broker, new SqliteSpendRepository(db));
+  const spend = new Spend(broker, store.spend);
   apiRoutes(app, broker, spend, opts.version);
   blobRoutes(app, broker, blobs, opts.maxBlobBytes);
   secretRoutes(app, broker, secrets);
   eventRoutes(app, broker, shutdown.signal, opts.pingMs);
   const workerSockets = workerSocketRoute(app, broker, hub);
 
+  // Once a second. Each replica cuts off its own silent sockets and closes its sockets whose token
+  // ended; the shared work (lease expiry, away and lost workers) runs on one replica at a time
+  // and at most once a second across them (store.runExclusive).
+  let ticking = false;
+  const tick = async () => {
+    hub.cutSilent();
+    await workerSockets.closeExpired((tokenId) => broker.accounts.isValid(tokenId));
+    await store.runExclusive('sweep', 900, async () => {
+      await broker.expireLeases();
+      await hub.sweep();
+    });
+  };
   const timer = setInterval(() => {
-    try {
-      broker.expireLeases();
-      hub.sweep();
-      workerSockets.closeExpired((tokenId) => broker.accounts.isValid(tokenId));
-    } catch (err) {
-      app.log.error({ err }, 'sweep failed');
-    }
+    if (ticking) return;
+    ticking = true;
+    tick()
+      .catch((err: unknown) => app.log.error({ err }, 'sweep failed'))
+      .finally(() => (ticking = false));
   }, 1000);
   timer.unref();
+  // Metering is shared work too: one replica a period checks every lease (store.runExclusive).
+  let metering = false;
   const meter = setInterval(() => {
-    spend.tick().catch((err: unknown) => app.log.error({ err }, 'metering failed'));
+    if (metering) return;
+    metering = true;
+    store
+      .runExclusive('meter', Math.max(1, Math.floor(opts.meterMs * 0.9)), () => spend.tick())
+      .catch((err: unknown) => app.log.error({ err }, 'metering failed'))
+      .finally(() => (metering = false));
   }, opts.meterMs);
   meter.unref();
 
@@ -192,7 +215,9 @@ export async function buildBroker(options: BrokerOptions, logger: FastifyServerO
       shutdown.abort();
       hub.closeAll();
       await app.close();
-      db.close();
+      // A tick in progress finishes before the store closes under it.
+      while (ticking || metering) await new Promise((r) => setTimeout(r, 20));
+      await store.close();
       blobs.close?.();
     },
   };

@@ -1,9 +1,15 @@
-// The durable per-job event log. An event is committed to SQLite, together with what it changes
-// in the job's row, before anyone is told about it; followers then read from the database, so a
-// slow follower costs the broker no memory and a reconnecting one resumes from any sequence number.
+// The durable per-job event log. An event is committed to the database, together with what it
+// changes in the job's row, before anyone is told about it; followers then read from the database,
+// so a slow follower costs the broker no memory and a reconnecting one resumes from any sequence
+// number. With several replicas on one PostgreSQL database, every replica hears of every commit
+// (LISTEN/NOTIFY carries job id and seq) and its followers read the rows themselves.
 import { EventEmitter } from 'node:events';
-import { isTerminal, type EventBody, type JobEvent, type JobStatus } from '../shared/protocol';
-import type { Db } from './store/db';
+import { isTerminal, type EventBody, type JobEvent } from '../shared/protocol';
+import type { AppendPlan } from './store/events-repo';
+import type { JobRow, RawEventRow } from './store/rows';
+import type { Store } from './store/store';
+
+export type { JobRow } from './store/rows';
 
 /**
  * What became of an appended event. The log of a job is gap-free: an event of the worker's is taken
@@ -24,117 +30,112 @@ export type AppendResult =
 /** Events that are output, and so count against a job's cap (status, artifacts and notices never do). */
 const CAPPED = new Set<EventBody['type']>(['log', 'scalars', 'telemetry', 'kernel']);
 
-export interface JobRow {
-  id: string;
-  account_id: string;
-  lease_id: string;
-  worker_id: string;
-  entry: string;
-  status: JobStatus;
-  created_at: number;
-  accepted_at: number | null;
-  started_at: number | null;
-  ended_at: number | null;
-  exit_code: number | null;
-  reason: string | null;
-  cancel_reason: string | null;
-  last_seq: number;
-  last_wseq: number;
-  dispatched_at: number | null;
-  event_bytes: number;
-  kind: 'job' | 'kernel';
-}
 
-type RawRow = { seq: number; ts: number; body: string };
+type RawRow = RawEventRow;
 
 /** Bytes of recent rows kept per open job, so live followers need not read back what was just written. */
 const TAIL_BYTES = 8 << 20;
+/** Jobs whose tails a replica keeps at most. */
+const MAX_TAILS = 2000;
 
 export class EventLog {
   private readonly bus = new EventEmitter();
-  // The last rows of each job that is not finished, in seq order. The database stays the truth:
-  // a follower that asks for anything older than the tail reads it from there.
+  // The last rows of each job that is not finished, in seq order, as this replica appended them.
+  // The database stays the truth: a follower that asks for anything the tail does not hold (older,
+  // or appended by another replica) reads it from there.
   private readonly tails = new Map<string, { rows: RawRow[]; bytes: number }>();
   /** jobs whose events cannot be stored right now, and why: followers are told, in memory only */
   private readonly stalls = new Map<string, string>();
-  private readonly stmts;
+
+  /**
+   * PostgreSQL only: the last seq each job's notifications announced, so a follower that has read
+   * up to it waits without asking the database again. A notification missed (the LISTEN connection
+   * dropped) only delays a follower until its next ping, when it reads again.
+   */
+  private readonly latest = new Map<string, number>();
+
+  private noteLatest(jobId: string, seq: number): void {
+    if (seq <= (this.latest.get(jobId) ?? 0)) return;
+    this.latest.delete(jobId);
+    if (this.latest.size >= MAX_TAILS * 10) this.latest.delete(this.latest.keys().next().value!);
+    this.latest.set(jobId, seq);
+  }
 
   /** Called once when a job's output first passes the cap (the broker stops the job). */
-  onCapped: (job: JobRow) => void = () => {};
+  onCapped: (job: JobRow) => Promise<void> = async () => {};
 
   constructor(
-    private readonly db: Db,
+    private readonly store: Store,
     /** bytes of output one job's log may hold; beyond it output is dropped and the job stopped */
     private readonly maxJobEventBytes = Infinity,
   ) {
     this.bus.setMaxListeners(0);
-    this.stmts = {
-      job: db.prepare<[string], JobRow>('SELECT * FROM jobs WHERE id = ?'),
-      // What an append needs, without the spec (a manifest of many thousand files).
-      head: db.prepare<[string], Pick<JobRow, 'status' | 'last_seq' | 'last_wseq' | 'event_bytes'>>(
-        'SELECT status, last_seq, last_wseq, event_bytes FROM jobs WHERE id = ?',
-      ),
-      insert: db.prepare('INSERT INTO events (job_id, seq, ts, body) VALUES (?, ?, ?, ?)'),
-      bump: db.prepare('UPDATE jobs SET last_seq = ?, last_wseq = MAX(last_wseq, ?), event_bytes = event_bytes + ? WHERE id = ?'),
-      running: db.prepare("UPDATE jobs SET status = 'running', started_at = COALESCE(started_at, ?) WHERE id = ?"),
-      end: db.prepare('UPDATE jobs SET status = ?, ended_at = ?, exit_code = ?, reason = ? WHERE id = ?'),
-      read: db.prepare<[string, number, number], { seq: number; ts: number; body: string }>(
-        'SELECT seq, ts, body FROM events WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?',
-      ),
-    };
+    // Commits of every replica (this one's too) wake this replica's followers.
+    store.onEvent((jobId, seq) => {
+      if (store.kind === 'postgres') this.noteLatest(jobId, seq);
+      this.bus.emit(jobId, seq);
+    });
   }
 
   /** Called after a job's terminal status is committed (the broker starts the lease's next job). */
-  onEnded: (job: JobRow) => void = () => {};
+  onEnded: (job: JobRow) => Promise<void> = async () => {};
 
   /**
    * Appends one event. `wseq` is the worker's own counter (0 for the broker's own events): only
    * `last_wseq + 1` is taken. A status event moves the job's row in the same transaction. A storage
-   * failure (a full disk) throws and changes nothing, so the worker sends the same event again.
+   * failure (a full disk, a lost database connection) throws and changes nothing, so the worker
+   * sends the same event again.
+   *
+   * Order with asynchronous writes: the repository reads the job's head and writes the event in one
+   * transaction that holds the job's row (better-sqlite3 runs it without yielding; PostgreSQL takes
+   * the row with SELECT … FOR UPDATE), so two appends to one job — from two sockets or two replicas
+   * — never both see the same last_wseq. The worker hub handles one socket's messages one after
+   * another and sends an ack only after this promise resolves, i.e. after the commit, so acks leave
+   * in wseq order and an acked event is durable.
    */
-  append(jobId: string, body: EventBody, wseq = 0): AppendResult {
+  async append(jobId: string, body: EventBody, wseq = 0): Promise<AppendResult> {
     const now = Date.now();
     let row: RawRow | undefined;
-    let ended: JobRow | undefined;
     let capped = false;
-    const result = this.db.transaction((): AppendResult => {
-      const job = this.stmts.head.get(jobId);
-      if (!job) throw new Error(`no job ${jobId}`);
-      if (wseq > 0 && wseq <= job.last_wseq) return { kind: 'repeat', seq: job.last_seq };
-      if (isTerminal(job.status)) return { kind: 'ended', seq: job.last_seq };
-      if (wseq > job.last_wseq + 1) return { kind: 'gap', lastWseq: job.last_wseq };
-      let text = JSON.stringify(body);
-      if (CAPPED.has(body.type) && job.event_bytes + text.length > this.maxJobEventBytes) {
-        if (job.event_bytes <= this.maxJobEventBytes) {
+    const max = this.maxJobEventBytes;
+    const { result, ended } = await this.store.events.append(jobId, (job): AppendPlan<AppendResult> => {
+      // Runs under the job's lock; it may run again if the database retries the transaction.
+      row = undefined;
+      capped = false;
+      let b = body;
+      if (wseq > 0 && wseq <= job.last_wseq) return { result: { kind: 'repeat', seq: job.last_seq } };
+      if (isTerminal(job.status)) return { result: { kind: 'ended', seq: job.last_seq } };
+      if (wseq > job.last_wseq + 1) return { result: { kind: 'gap', lastWseq: job.last_wseq } };
+      let text = JSON.stringify(b);
+      if (CAPPED.has(b.type) && job.event_bytes + text.length > max) {
+        if (job.event_bytes <= max) {
           // The first event over the cap: the log says so once, and the job is stopped.
           capped = true;
-          body = { type: 'notice', level: 'error', message: `the job's output passed the broker's limit of ${formatBytes(this.maxJobEventBytes)}; further output is dropped and the job is stopped` };
-          text = JSON.stringify(body);
+          b = { type: 'notice', level: 'error', message: `the job's output passed the broker's limit of ${formatBytes(max)}; further output is dropped and the job is stopped` };
+          text = JSON.stringify(b);
         } else {
           // Taken (the worker's sequence goes on) but not stored.
-          this.stmts.bump.run(job.last_seq, wseq, 0, jobId);
-          return { kind: 'capped', seq: job.last_seq };
+          return { result: { kind: 'capped', seq: job.last_seq }, bump: { lastSeq: job.last_seq, wseq, addBytes: 0 } };
         }
       }
       const seq = job.last_seq + 1;
-      this.stmts.insert.run(jobId, seq, now, text);
       row = { seq, ts: now, body: text };
-      this.stmts.bump.run(seq, wseq, capped ? this.maxJobEventBytes + 1 - job.event_bytes : CAPPED.has(body.type) ? text.length : 0, jobId);
-      if (body.type === 'status') {
-        if (body.status === 'running') this.stmts.running.run(now, jobId);
-        else if (isTerminal(body.status)) {
-          this.stmts.end.run(body.status, now, body.exitCode ?? null, body.reason ?? null, jobId);
-          ended = this.stmts.job.get(jobId);
-        }
+      const plan: AppendPlan<AppendResult> = {
+        result: { kind: 'appended', seq },
+        insert: { seq, ts: now, body: text, type: b.type },
+        bump: { lastSeq: seq, wseq, addBytes: capped ? max + 1 - job.event_bytes : CAPPED.has(b.type) ? text.length : 0 },
+      };
+      if (b.type === 'status') {
+        if (b.status === 'running') plan.running = now;
+        else if (isTerminal(b.status)) plan.end = { status: b.status, at: now, exitCode: b.exitCode ?? null, reason: b.reason ?? null };
       }
-      return { kind: 'appended', seq };
-    })();
+      return plan;
+    });
     if (result.kind === 'appended' && row) {
       if (ended) this.tails.delete(jobId);
       else this.remember(jobId, row);
-      this.bus.emit(jobId, result.seq);
-      if (ended) this.onEnded(ended);
-      if (capped) this.onCapped(this.stmts.job.get(jobId)!);
+      if (ended) await this.onEnded(ended);
+      if (capped) await this.onCapped((await this.store.jobs.get(jobId))!);
     }
     return result;
   }
@@ -155,10 +156,20 @@ export class EventLog {
     return this.stalls.get(jobId);
   }
 
+  /** The job's log was read to its end: its tail is no longer needed here. */
+  forgetTail(jobId: string): void {
+    this.tails.delete(jobId);
+  }
+
   private remember(jobId: string, row: RawRow): void {
     let t = this.tails.get(jobId);
-    if (!t) this.tails.set(jobId, (t = { rows: [], bytes: 0 }));
-    // A gap (the tail was dropped, e.g. by a terminal status seen earlier) starts a fresh tail.
+    if (!t) {
+      // Tails of jobs that ended on another replica are not dropped by an append here: keep the
+      // most recently started MAX_TAILS.
+      if (this.tails.size >= MAX_TAILS) this.tails.delete(this.tails.keys().next().value!);
+      this.tails.set(jobId, (t = { rows: [], bytes: 0 }));
+    }
+    // A gap (rows another replica appended, or a tail dropped earlier) starts a fresh tail.
     if (t.rows.length && t.rows[t.rows.length - 1]!.seq !== row.seq - 1) {
       t.rows = [];
       t.bytes = 0;
@@ -170,8 +181,8 @@ export class EventLog {
     if (drop) t.rows.splice(0, drop);
   }
 
-  read(jobId: string, afterSeq: number, limit = 500): JobEvent[] {
-    return this.stmts.read.all(jobId, afterSeq, limit).map((r) => ({ seq: r.seq, ts: r.ts, body: JSON.parse(r.body) as EventBody }));
+  async read(jobId: string, afterSeq: number, limit = 500): Promise<JobEvent[]> {
+    return (await this.store.events.read(jobId, afterSeq, limit)).map((r) => ({ seq: r.seq, ts: r.ts, body: JSON.parse(r.body) as EventBody }));
   }
 
   /**
@@ -179,15 +190,29 @@ export class EventLog {
    * A page stops at `maxBytes` (but holds at least one row), so a log of 4 MiB events does not
    * pull a thousand of them into memory at once.
    */
-  readRaw(jobId: string, afterSeq: number, limit = 1000, maxBytes = 8 << 20): RawRow[] {
+  async readRaw(jobId: string, afterSeq: number, limit = 1000, maxBytes = 8 << 20): Promise<RawRow[]> {
     const out: RawRow[] = [];
     let bytes = 0;
     const tail = this.tails.get(jobId);
     const first = tail?.rows[0];
-    const source: Iterable<RawRow> =
-      tail && first && first.seq <= afterSeq + 1
-        ? tail.rows.slice(afterSeq + 1 - first.seq, afterSeq + 1 - first.seq + limit)
-        : this.stmts.read.iterate(jobId, afterSeq, limit);
+    const last = tail?.rows[tail.rows.length - 1];
+    // The tail serves only when it holds the very next row: rows after it may have been appended
+    // by another replica, and are read from the database.
+    let source: Iterable<RawRow>;
+    if (tail && first && last && first.seq <= afterSeq + 1 && last.seq >= afterSeq + 1) {
+      source = tail.rows.slice(afterSeq + 1 - first.seq, afterSeq + 1 - first.seq + limit);
+    } else if ((this.latest.get(jobId) ?? Infinity) <= afterSeq) {
+      // Nothing after afterSeq was announced: no need to ask.
+      source = [];
+    } else {
+      const rows = await this.store.events.read(jobId, afterSeq, limit);
+      // Rows another replica appended extend this replica's tail, so the job's other followers
+      // here need not read them again (rows never change once stored).
+      if (this.store.kind === 'postgres' && rows.length && (!last || rows[0]!.seq === last.seq + 1)) {
+        for (const r of rows) this.remember(jobId, r);
+      }
+      source = rows;
+    }
     for (const r of source) {
       out.push(r);
       bytes += r.body.length;
@@ -196,16 +221,17 @@ export class EventLog {
     return out;
   }
 
-  job(jobId: string): JobRow | undefined {
-    return this.stmts.job.get(jobId);
+  job(jobId: string): Promise<JobRow | undefined> {
+    return this.store.jobs.get(jobId);
   }
 
   /** Resolves when the job has an event after `afterSeq`, after `ms`, or when `signal` aborts. */
   waitFor(jobId: string, afterSeq: number, ms: number, signal: AbortSignal): Promise<void> {
     return new Promise((resolve) => {
-      const job = this.stmts.job.get(jobId);
-      if (!job || job.last_seq > afterSeq || signal.aborted) return resolve();
+      let finished = false;
       const done = () => {
+        if (finished) return;
+        finished = true;
         clearTimeout(timer);
         this.bus.off(jobId, onEvent);
         signal.removeEventListener('abort', done);
@@ -215,9 +241,22 @@ export class EventLog {
       const onEvent = (seq: number) => {
         if (seq > afterSeq || seq === -1) done();
       };
+      // Listening first, then reading the job: a commit between the two still wakes us.
       const timer = setTimeout(done, ms);
       this.bus.on(jobId, onEvent);
       signal.addEventListener('abort', done, { once: true });
+      if (signal.aborted) return done();
+      const known = this.latest.get(jobId);
+      if (known !== undefined) {
+        if (known > afterSeq) done();
+        return;
+      }
+      this.store.jobs.get(jobId).then(
+        (job) => {
+          if (!job || job.last_seq > afterSeq) done();
+        },
+        () => done(),
+      );
     });
   }
 }

@@ -2,74 +2,17 @@
 // as environment variables of the owner's own sessions (with the dispatch, never in the spec), and
 // masked out of what those sessions print before it is stored (secret-mask.ts).
 //
-// The SQL lives in SqliteSecretRepository behind SecretRepository, an interface of async methods,
-// so another backend implements the same five statements. The values are held decrypted in this
-// process's memory (loaded at start, kept current by set and remove): dispatch and masking run
-// inside the synchronous event path, and a broker that can read its key can read them anyway.
+// The SQL lives behind SecretRepository (store/secrets-repo.ts, one implementation per backend).
+// The values are held decrypted in this process's memory (loaded at start, kept current by set and
+// remove, and read again for an account at each of its dispatches, so a secret set on another
+// replica reaches the next session): masking runs on every event, and a broker that can read its
+// key can read them anyway.
 import { isTerminal, SECRET_ACCOUNT_MAX_BYTES, type EventBody, type SecretInfo } from '../shared/protocol';
 import type { JobRow } from './event-log';
-import { HttpError } from './http-error';
+import { conflict, notFound } from './errors';
 import { SecretBox, SecretsKeyError } from './secret-box';
 import { MAX_MASKED_STRINGS, maskedStrings, SecretMasker } from './secret-mask';
-import type { Db } from './store/db';
-
-export interface SealedSecret {
-  accountId: string;
-  name: string;
-  sealed: Buffer;
-  updatedAt: number;
-}
-
-/** Where sealed secrets live. Every method is one statement. */
-export interface SecretRepository {
-  /** insert or replace */
-  put(s: SealedSecret): Promise<void>;
-  /** true when there was one */
-  remove(accountId: string, name: string): Promise<boolean>;
-  list(accountId: string): Promise<SecretInfo[]>;
-  /** every sealed secret (at start) */
-  all(): Promise<SealedSecret[]>;
-  /** the sealed key check value, if this store has one */
-  keyCheck(): Promise<Buffer | undefined>;
-  /** stores the key check value unless one is there already */
-  initKeyCheck(sealed: Buffer): Promise<void>;
-}
-
-export class SqliteSecretRepository implements SecretRepository {
-  private readonly s;
-
-  constructor(db: Db) {
-    this.s = {
-      put: db.prepare('INSERT OR REPLACE INTO secrets (account_id, name, value, updated_at) VALUES (?, ?, ?, ?)'),
-      remove: db.prepare('DELETE FROM secrets WHERE account_id = ? AND name = ?'),
-      list: db.prepare<[string], { name: string; updatedAt: number }>('SELECT name, updated_at AS updatedAt FROM secrets WHERE account_id = ? ORDER BY name'),
-      all: db.prepare<[], { accountId: string; name: string; sealed: Buffer; updatedAt: number }>(
-        'SELECT account_id AS accountId, name, value AS sealed, updated_at AS updatedAt FROM secrets',
-      ),
-      keyCheck: db.prepare<[], { value: Buffer }>("SELECT value FROM secrets_meta WHERE key = 'key_check'"),
-      initKeyCheck: db.prepare("INSERT OR IGNORE INTO secrets_meta (key, value) VALUES ('key_check', ?)"),
-    };
-  }
-
-  async put(s: SealedSecret): Promise<void> {
-    this.s.put.run(s.accountId, s.name, s.sealed, s.updatedAt);
-  }
-  async remove(accountId: string, name: string): Promise<boolean> {
-    return this.s.remove.run(accountId, name).changes > 0;
-  }
-  async list(accountId: string): Promise<SecretInfo[]> {
-    return this.s.list.all(accountId);
-  }
-  async all(): Promise<SealedSecret[]> {
-    return this.s.all.all();
-  }
-  async keyCheck(): Promise<Buffer | undefined> {
-    return this.s.keyCheck.get()?.value;
-  }
-  async initKeyCheck(sealed: Buffer): Promise<void> {
-    this.s.initKeyCheck.run(sealed);
-  }
-}
+import type { SealedSecret, SecretRepository } from './store/secrets-repo';
 
 /** What the key check value seals: a known text, so a wrong key is told at start, not as garbage later. */
 const KEY_CHECK = 'hearth secrets key check v1';
@@ -105,34 +48,45 @@ export class Secrets {
    */
   static async open(repo: SecretRepository, key: Buffer, keySource: string): Promise<Secrets> {
     const box = SecretBox.fromKey(key);
-    const check = await repo.keyCheck();
-    if (check) {
-      let ok = false;
-      try {
-        ok = box.open(check, 'key_check') === KEY_CHECK;
-      } catch {
-        ok = false;
-      }
-      if (!ok) {
-        throw new SecretsKeyError(
-          `the secrets key from ${keySource} is not the key this broker's secrets were stored with; start it with the original key (--secrets-key-file, HEARTH_SECRETS_KEY or <data-dir>/secrets.key)`,
-        );
-      }
-    } else {
-      await repo.initKeyCheck(box.seal(KEY_CHECK, 'key_check'));
+    // The first broker on a database stores the check; replicas starting at once all read back the
+    // one that was stored, so one started with another key refuses rather than seal with it.
+    if (!(await repo.keyCheck())) await repo.initKeyCheck(box.seal(KEY_CHECK, 'key_check'));
+    const check = (await repo.keyCheck())!;
+    let ok = false;
+    try {
+      ok = box.open(check, 'key_check') === KEY_CHECK;
+    } catch {
+      ok = false;
+    }
+    if (!ok) {
+      throw new SecretsKeyError(
+        `the secrets key from ${keySource} is not the key this broker's secrets were stored with; start it with the original key (--secrets-key-file, HEARTH_SECRETS_KEY or <data-dir>/secrets.key; replicas share one)`,
+      );
     }
     const s = new Secrets(repo, box);
-    for (const row of await repo.all()) {
-      let value: string;
-      try {
-        value = box.open(row.sealed, aad(row.accountId, row.name));
-      } catch {
-        // The key opened the check value, so this row was altered (or copied from elsewhere).
-        throw new SecretsKeyError(`secret ${row.name} of account ${row.accountId} does not open with this key: its stored value was altered; remove it (DELETE FROM secrets WHERE account_id = '${row.accountId}' AND name = '${row.name}') and set it again`);
-      }
-      s.cache(row.accountId).set(row.name, value);
-    }
+    for (const row of await repo.all()) s.cache(row.accountId).set(row.name, s.unseal(row));
     return s;
+  }
+
+  private unseal(row: SealedSecret): string {
+    try {
+      return this.box.open(row.sealed, aad(row.accountId, row.name));
+    } catch {
+      // The key opened the check value, so this row was altered (or copied from elsewhere).
+      throw new SecretsKeyError(`secret ${row.name} of account ${row.accountId} does not open with this key: its stored value was altered; remove it (DELETE FROM secrets WHERE account_id = '${row.accountId}' AND name = '${row.name}') and set it again`);
+    }
+  }
+
+  /** Reads the account's secrets again (another replica may have set or removed one). */
+  async refresh(accountId: string): Promise<void> {
+    const rows = await this.repo.ofAccount(accountId);
+    const now = new Map(rows.map((r) => [r.name, this.unseal(r)] as const));
+    const had = this.values.get(accountId) ?? new Map<string, string>();
+    const same = had.size === now.size && [...now].every(([k, v]) => had.get(k) === v);
+    if (same) return;
+    this.values.set(accountId, now);
+    this.maskers.delete(accountId);
+    this.version++;
   }
 
   private cache(accountId: string): Map<string, string> {
@@ -142,19 +96,20 @@ export class Secrets {
   }
 
   async set(accountId: string, name: string, value: string): Promise<SecretInfo> {
+    await this.refresh(accountId);
     const mine = this.cache(accountId);
     if (!mine.has(name) && mine.size >= MAX_SECRETS_PER_ACCOUNT) {
-      throw new HttpError(409, 'too_many_secrets', `an account may hold ${MAX_SECRETS_PER_ACCOUNT} secrets; remove one first`);
+      throw conflict('too_many_secrets', `an account may hold ${MAX_SECRETS_PER_ACCOUNT} secrets; remove one first`);
     }
     let total = Buffer.byteLength(value);
     for (const [n, v] of mine) if (n !== name) total += Buffer.byteLength(v);
     let strings = maskedStrings(value).length;
     for (const [n, v] of mine) if (n !== name) strings += maskedStrings(v).length;
     if (strings > MAX_MASKED_STRINGS) {
-      throw new HttpError(409, 'secrets_too_many_lines', `an account's secrets may make ${MAX_MASKED_STRINGS} masked strings together (each value and each line of a multi-line value); this one would make ${strings}`);
+      throw conflict('secrets_too_many_lines', `an account's secrets may make ${MAX_MASKED_STRINGS} masked strings together (each value and each line of a multi-line value); this one would make ${strings}`);
     }
     if (total > SECRET_ACCOUNT_MAX_BYTES) {
-      throw new HttpError(409, 'secrets_too_large', `an account's secrets may hold ${SECRET_ACCOUNT_MAX_BYTES / 1024} KiB of values together; this one would make ${Math.ceil(total / 1024)} KiB`);
+      throw conflict('secrets_too_large', `an account's secrets may hold ${SECRET_ACCOUNT_MAX_BYTES / 1024} KiB of values together; this one would make ${Math.ceil(total / 1024)} KiB`);
     }
     const updatedAt = Date.now();
     await this.repo.put({ accountId, name, sealed: this.box.seal(value, aad(accountId, name)), updatedAt });
@@ -165,7 +120,7 @@ export class Secrets {
   }
 
   async remove(accountId: string, name: string): Promise<void> {
-    if (!(await this.repo.remove(accountId, name))) throw new HttpError(404, 'not_found', `no secret ${name}`);
+    if (!(await this.repo.remove(accountId, name))) throw notFound(`no secret ${name}`);
     this.values.get(accountId)?.delete(name);
     this.maskers.delete(accountId);
     this.version++;
@@ -176,7 +131,8 @@ export class Secrets {
   }
 
   /** The environment a session of this job gets from its owner's secrets (remembered for masking). */
-  envFor(job: Pick<JobRow, 'id' | 'account_id'>): Record<string, string> {
+  async envFor(job: Pick<JobRow, 'id' | 'account_id'>): Promise<Record<string, string>> {
+    await this.refresh(job.account_id);
     const env = Object.fromEntries(this.values.get(job.account_id) ?? []);
     const m = this.jobState(job.id);
     for (const v of Object.values(env)) m.given.add(v);

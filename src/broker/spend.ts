@@ -1,14 +1,14 @@
 // Spend controls: what keeps a renter from paying for more than they meant to. A lease may carry a
 // cost cap and an idle release; an account may carry a monthly spend limit. The broker meters
-// leases per second (Broker.toLease: billed time excludes the time a worker was away), and a tick
-// (`meterMs`) compares that metering with the caps: at 80 % the lease's jobs get a warning in their
-// log and the lease a `spendWarning`; at 100 % the lease ends and its jobs stop with a reason that
-// starts with `lease_cap:` or `spend_limit:`. A lease nothing has run on for its idle time is
-// released (`idle_release`).
+// leases per second (services/leases.ts: billed time excludes the time a worker was away), and a
+// tick (`meterMs`, on one replica at a time) compares that metering with the caps: at 80 % the
+// lease's jobs get a warning in their log and the lease a `spendWarning`; at 100 % the lease ends
+// and its jobs stop with a reason that starts with `lease_cap:` or `spend_limit:`. A lease nothing
+// has run on for its idle time is released (`idle_release`).
 import { credits } from '../shared/money';
 import type { AccountSpend, CreateLeaseBody, Lease } from '../shared/protocol';
 import type { Broker } from './broker';
-import { HttpError } from './http-error';
+import { conflict } from './errors';
 import type { SpendRepository, WatchedLease } from './store/spend-repository';
 
 /** The share of a cap or limit at which the renter is warned. */
@@ -54,8 +54,7 @@ export class Spend {
   async assertMayLease(accountId: string, now = Date.now()): Promise<void> {
     const s = await this.accountSpend(accountId, now);
     if (s.spendLimit !== null && s.spent >= s.spendLimit) {
-      throw new HttpError(
-        409,
+      throw conflict(
         'spend_limit',
         `spend_limit: this account has spent ${credits(s.spent)} of its monthly limit of ${credits(s.spendLimit)}; ` +
           `raise it with \`hearth account limit --spend CREDITS\` or wait for ${new Date(s.periodEnd).toISOString().slice(0, 10)}`,
@@ -89,7 +88,7 @@ export class Spend {
     const month = monthOf(now);
     const limit = await this.repo.accountLimit(accountId);
     const ids = await this.repo.leaseIdsSince(accountId, month.start);
-    const leases = await this.decorateAll(ids.map((id) => this.broker.leaseById(id)).filter((l): l is Lease => !!l));
+    const leases = await this.decorateAll((await Promise.all(ids.map((id) => this.broker.leaseById(id)))).filter((l): l is Lease => !!l));
     const spent = leases.reduce((sum, l) => sum + costSince(l, month.start, now), 0);
     return { spendLimit: limit?.spendLimit ?? null, period: 'month', periodStart: month.start, periodEnd: month.end, spent };
   }
@@ -106,7 +105,7 @@ export class Spend {
     if (this.ticking) return;
     this.ticking = true;
     try {
-      this.broker.expireLeases(now);
+      await this.broker.expireLeases(now);
       for (const w of await this.repo.watchedLeases()) await this.checkLease(w, now);
       for (const a of await this.repo.limitedAccountsWithActiveLeases()) await this.checkAccount(a.accountId, a.spendLimit!, a.warnedPeriod, now);
     } finally {
@@ -115,7 +114,7 @@ export class Spend {
   }
 
   private async checkLease(w: WatchedLease, now: number): Promise<void> {
-    const lease = this.broker.leaseById(w.leaseId);
+    const lease = await this.broker.leaseById(w.leaseId);
     if (!lease || lease.status !== 'active') return;
     if (w.maxCost !== null) {
       if (lease.cost >= w.maxCost) {
@@ -147,10 +146,10 @@ export class Spend {
 
   private async warn(leaseId: string, message: string): Promise<void> {
     await this.repo.setLeaseWarning(leaseId, message);
-    for (const j of await this.repo.openJobIds(leaseId)) this.broker.events.append(j, { type: 'notice', level: 'warning', message: `spend: ${message}` });
+    for (const j of await this.repo.openJobIds(leaseId)) await this.broker.events.append(j, { type: 'notice', level: 'warning', message: `spend: ${message}` });
   }
 
   private async end(leaseId: string, reason: string, jobReason: string, now: number): Promise<void> {
-    if (this.broker.endActiveLease(leaseId, jobReason, now)) await this.repo.setEndReason(leaseId, reason);
+    if (await this.broker.endActiveLease(leaseId, jobReason, now)) await this.repo.setEndReason(leaseId, reason);
   }
 }

@@ -34,7 +34,7 @@ function quietWorkerLog(): WorkerOptions['log'] {
   };
 }
 
-export async function runBroker(o: { dataDir: string; port: number; host: string; uploadStallMs?: number; secretsKeyFile?: string | undefined; blobs?: string }): Promise<void> {
+export async function runBroker(o: { dataDir: string; port: number; host: string; uploadStallMs?: number; database?: string | undefined; secretsKeyFile?: string | undefined; blobs?: string }): Promise<void> {
   const b = await startBroker(
     {
       dataDir: o.dataDir,
@@ -42,6 +42,7 @@ export async function runBroker(o: { dataDir: string; port: number; host: string
       port: o.port,
       host: o.host,
       ...(o.uploadStallMs ? { uploadStallMs: o.uploadStallMs } : {}),
+      ...(o.database ? { database: o.database } : {}),
       ...(o.secretsKeyFile ? { secretsKeyFile: o.secretsKeyFile } : {}),
       ...(o.blobs ? { blobs: o.blobs } : {}),
     },
@@ -87,11 +88,11 @@ export async function runUp(o: WorkerSettings & { dataDir: string; port: number;
   let workerToken: string;
   try {
     workerToken = readFileSync(workerTokenPath, 'utf8').trim();
-    if (!b.broker.authenticate(workerToken)) throw new Error('stale');
+    if (!(await b.broker.authenticate(workerToken))) throw new Error('stale');
   } catch {
-    const admin = b.broker.authenticate(adminToken);
+    const admin = await b.broker.authenticate(adminToken);
     if (!admin) throw new Error(`the admin token in ${b.adminTokenPath} is not known to this broker`);
-    workerToken = b.broker.createToken(admin.accountId, 'worker', `local worker on ${hostname()}`);
+    workerToken = await b.broker.createToken(admin.accountId, 'worker', `local worker on ${hostname()}`);
     writePrivateFile(workerTokenPath, workerToken + '\n');
   }
   saveConfig(dataDir, { brokerUrl: b.url, token: adminToken });
@@ -115,7 +116,7 @@ export async function runUp(o: WorkerSettings & { dataDir: string; port: number;
     await worker.stop();
   });
   await worker.workerId;
-  const dev = b.broker.offers().map((x) => `${x.total}× ${x.gpuModel}`).join(', ') || 'no devices';
+  const dev = (await b.broker.offers()).map((x) => `${x.total}× ${x.gpuModel}`).join(', ') || 'no devices';
   process.stdout.write(`Hearth is up at ${b.url}\n`);
   if (b.adminToken) {
     process.stderr.write(`  admin token (shown this once; also in ${b.adminTokenPath}, mode 0600):\n  ${b.adminToken}\n`);

@@ -56,7 +56,8 @@ type RequestBody = NonNullable<RequestInit['body']>;
 const Health = z.object({ ok: z.boolean(), version: z.string() });
 
 export class BrokerClient {
-  readonly url: string;
+  /** settable: a worker with several broker replicas points it at the one it is connected to */
+  url: string;
   readonly token: string | undefined;
   readonly timeoutMs: number | undefined;
 

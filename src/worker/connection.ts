@@ -1,12 +1,16 @@
 // The worker's one outbound WebSocket to the broker (so a worker behind NAT can serve). It says
 // hello on every connect, reconnects with capped exponential backoff and jitter, heartbeats at the
-// rate the broker's welcome asks, and hands on only messages that parse as BrokerToWorker.
+// rate the broker's welcome asks, and hands on only messages that parse as BrokerToWorker. Given
+// several broker URLs (replicas on one database), it moves to the next one when a connection fails.
 import WebSocket from 'ws';
 import { BrokerToWorker, type WorkerHello, type WorkerToBroker } from '../shared/protocol';
 import type { LogFn } from './job-run';
 
 export interface ConnectionOptions {
-  brokerUrl: string;
+  /** one broker, or several replicas of one: tried in turn, starting with the first */
+  brokerUrls: string[];
+  /** the broker at `url` welcomed the worker */
+  onWelcome?: (url: string) => void;
   token: string;
   /** built fresh for each connect: it carries the current workerId and held jobs */
   hello: () => WorkerHello;
@@ -46,8 +50,12 @@ export class BrokerConnection {
   private reconnectTimer: NodeJS.Timeout | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private lastHeard = 0;
+  /** which of brokerUrls the current (or next) connection goes to */
+  private which = 0;
 
-  constructor(private readonly opts: ConnectionOptions) {}
+  constructor(private readonly opts: ConnectionOptions) {
+    if (opts.brokerUrls.length === 0) throw new Error('no broker URL');
+  }
 
   /** Welcomed and open: events may be sent. */
   get ready(): boolean {
@@ -97,7 +105,8 @@ export class BrokerConnection {
 
   private connect(): void {
     if (this.closed) return;
-    const url = workerSocketUrl(this.opts.brokerUrl);
+    const brokerUrl = this.opts.brokerUrls[this.which % this.opts.brokerUrls.length]!;
+    const url = workerSocketUrl(brokerUrl);
     const ws = new WebSocket(url, {
       headers: { authorization: `Bearer ${this.opts.token}` },
       handshakeTimeout: 10_000,
@@ -132,6 +141,7 @@ export class BrokerConnection {
         this.welcomed = true;
         this.attempt = 0;
         this.startHeartbeat(msg.heartbeatMs);
+        this.opts.onWelcome?.(brokerUrl);
       } else if (msg.type === 'error') {
         this.opts.log('warn', 'broker reported an error', { message: msg.message });
       }
@@ -166,7 +176,11 @@ export class BrokerConnection {
         this.opts.onDisconnect?.();
       }
       if (this.closed) return;
-      const delay = backoffDelay(this.attempt++, this.opts.maxBackoffMs ?? 5000);
+      // With replicas, the next try goes to the next one, at once the first time round.
+      const n = this.opts.brokerUrls.length;
+      if (n > 1) this.which = (this.which + 1) % n;
+      const delay = n > 1 && this.attempt < n ? 100 : backoffDelay(this.attempt, this.opts.maxBackoffMs ?? 5000);
+      this.attempt++;
       this.opts.log('debug', 'reconnecting', { inMs: Math.round(delay) });
       this.reconnectTimer = setTimeout(() => this.connect(), delay);
     });

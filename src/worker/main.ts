@@ -5,7 +5,7 @@
 import { mkdir, readdir, readFile, rename, rm, stat, statfs, writeFile } from 'node:fs/promises';
 import * as os from 'node:os';
 import { join } from 'node:path';
-import { BrokerClient } from '../client/api';
+import { BrokerClient, normalizeBrokerUrl } from '../client/api';
 import { TfEventsDecoder } from '../shared/tfevents';
 import { Id, PROTOCOL_VERSION, type BrokerToWorker, type EventBody, type GpuInfo, type JobAssignment, type PythonStack, type WorkerHello } from '../shared/protocol';
 import { DEFAULT_HF_CACHE_MAX_BYTES, HfCache } from './hf-cache';
@@ -134,6 +134,7 @@ class Worker {
   private readonly finishedDirs: string[] = [];
   private readonly log: LogFn;
   private readonly client: BrokerClient;
+  private readonly brokerUrls: string[];
   private readonly blobs: BlobCache;
   private readonly hfCache: HfCache | undefined;
   private conn: BrokerConnection | undefined;
@@ -178,7 +179,9 @@ class Worker {
     // Nobody may be waiting for the id; a failed start must not become an unhandled rejection.
     this.workerId.catch(() => undefined);
     this.refused = new Promise<string>((resolve) => (this.resolveRefused = resolve));
-    this.client = new BrokerClient({ url: opts.brokerUrl, token: opts.token });
+    // `--broker URL,URL`: replicas of one broker; HTTP follows the one the socket is connected to.
+    this.brokerUrls = brokerUrlList(opts.brokerUrl);
+    this.client = new BrokerClient({ url: this.brokerUrls[0]!, token: opts.token });
     this.blobs = new BlobCache(join(opts.workDir, 'blobs'), this.client, opts.maxCacheBytes);
     const hfMax = opts.hfCacheMaxBytes ?? DEFAULT_HF_CACHE_MAX_BYTES;
     this.hfCache = hfMax > 0 ? new HfCache(join(opts.workDir, 'hf-cache'), hfMax, this.log) : undefined;
@@ -250,7 +253,8 @@ class Worker {
     const period = Math.max(100, this.opts.telemetryMs ?? 2000);
     this.telemetryTimer = setInterval(() => void this.sampleTelemetry(), period);
     this.conn = new BrokerConnection({
-      brokerUrl: this.client.url,
+      brokerUrls: this.brokerUrls,
+      onWelcome: (url) => (this.client.url = url),
       token: this.opts.token,
       log: this.log,
       hello: () => this.hello(),
@@ -276,7 +280,7 @@ class Worker {
   private async loadWorkerId(): Promise<string | undefined> {
     try {
       const raw = JSON.parse(await readFile(this.statePath, 'utf8')) as { brokerUrl?: unknown; workerId?: unknown };
-      if (raw.brokerUrl === this.client.url && Id.safeParse(raw.workerId).success) return raw.workerId as string;
+      if (raw.brokerUrl === this.brokerUrls.join(',') && Id.safeParse(raw.workerId).success) return raw.workerId as string;
     } catch {
       /* first start, or unreadable: the broker will give an id */
     }
@@ -285,7 +289,7 @@ class Worker {
 
   private async saveWorkerId(workerId: string): Promise<void> {
     const tmp = `${this.statePath}.${process.pid}.tmp`;
-    await writeFile(tmp, JSON.stringify({ brokerUrl: this.client.url, workerId }, null, 2) + '\n', { mode: 0o600 });
+    await writeFile(tmp, JSON.stringify({ brokerUrl: this.brokerUrls.join(','), workerId }, null, 2) + '\n', { mode: 0o600 });
     await rename(tmp, this.statePath);
   }
 
@@ -593,4 +597,15 @@ class Worker {
     if (this.id === undefined) this.rejectId(new Error('the worker stopped before the broker welcomed it'));
     this.log('info', 'worker stopped');
   }
+}
+
+/** `http://a:7777,http://b:7777`: the replicas a worker may connect to, in the order it tries them. */
+export function brokerUrlList(value: string): string[] {
+  const urls = value
+    .split(',')
+    .map((u) => u.trim())
+    .filter(Boolean)
+    .map((u) => normalizeBrokerUrl(u));
+  if (urls.length === 0) throw new Error('no broker URL given');
+  return urls;
 }

@@ -6,6 +6,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { BrokerClient } from '../../src/client/api';
+import { backendFlagsFor } from '../backend';
 
 export const REPO = resolve(__dirname, '..', '..');
 export const CLI = join(REPO, 'dist', 'cli.js');
@@ -111,7 +112,7 @@ export interface BrokerProc {
 }
 
 export async function startBrokerProc(dataDir: string, port = 0, extra: string[] = []): Promise<BrokerProc> {
-  const proc = spawnHearth(['--data-dir', dataDir, 'broker', '--port', String(port), ...extra]);
+  const proc = spawnHearth(['--data-dir', dataDir, 'broker', '--port', String(port), ...(await backendFlagsFor(dataDir)), ...extra]);
   let log = '';
   proc.stdout!.on('data', (c: Buffer) => (log += c.toString()));
   proc.stderr!.on('data', (c: Buffer) => (log += c.toString()));

@@ -9,6 +9,7 @@ import { BrokerClient, BrokerError } from '../../src/client/api';
 import { startBroker, type RunningBroker } from '../../src/broker/server';
 import type { JobEvent } from '../../src/shared/protocol';
 import { startWorkerProc, stopProcess, waitFor, type WorkerProc } from './helpers';
+import { backendFor } from '../backend';
 
 type KernelEvent = Extract<JobEvent['body'], { type: 'kernel' }>;
 
@@ -72,7 +73,7 @@ describe('kernel sessions (integration)', function () {
 
   before(async function () {
     dir = mkdtempSync(join(os.tmpdir(), 'hearth-kernel-'));
-    broker = await startBroker({ dataDir: join(dir, 'broker'), port: 0, heartbeatMs: 500 });
+    broker = await startBroker({ ...(await backendFor(join(dir, 'broker'))), dataDir: join(dir, 'broker'), port: 0, heartbeatMs: 500 });
     admin = new BrokerClient({ url: broker.url, token: broker.adminToken! });
     const { token } = await admin.createToken('worker', 'w');
     worker = await startWorkerProc(broker.url, token, join(dir, 'worker'), ['--kill-grace', '1', '--nvidia-smi', join(dir, 'none')]);

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { BrokerClient } from '../../src/client/api';
 import { startBroker } from '../../src/broker/server';
 import { CLI, hearth, Network, stopProcess, waitForOutput, workspace } from './helpers';
+import { backendFor } from '../backend';
 
 const sha = (s: string) => createHash('sha256').update(s).digest('hex');
 
@@ -63,7 +64,7 @@ describe('a worker started under umask 077 (integration)', function () {
   this.timeout(120_000);
   it('still runs jobs (their folder is made enterable for the sandbox)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'hearth-umask-'));
-    const broker = await startBroker({ dataDir: join(dir, 'broker'), port: 0, heartbeatMs: 500 });
+    const broker = await startBroker({ ...(await backendFor(join(dir, 'broker'))), dataDir: join(dir, 'broker'), port: 0, heartbeatMs: 500 });
     const admin = new BrokerClient({ url: broker.url, token: broker.adminToken! });
     const { token } = await admin.createToken('worker', 'w');
     const worker = spawn('/bin/sh', ['-c', 'umask 077; exec "$@"', 'sh', process.execPath, CLI, '--broker', broker.url, '--token', token, 'worker', '--work-dir', join(dir, 'worker'), '--nvidia-smi', join(dir, 'none')], {

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import S3rver from 's3rver';
 import { BrokerClient } from '../../src/client/api';
 import { DownloadMismatchError, downloadVerified } from '../../src/client/download';
+import { backendFlagsFor } from '../backend';
 import { hearth, spawnHearth, startWorkerProc, stopProcess, tempDir, waitForOutput, workspace, type WorkerProc } from './helpers';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -57,7 +58,7 @@ describe('blobs in S3 with presigned URLs (integration, stand-in S3 server s3rve
 
     const dataDir = join(root, 'broker');
     mkdirSync(dataDir, { recursive: true });
-    const proc = spawnHearth(['--data-dir', dataDir, 'broker', '--port', '0', '--blobs', blobsUrl], { ...S3_ENV, HEARTH_LOG_REQUESTS: '1' });
+    const proc = spawnHearth(['--data-dir', dataDir, 'broker', '--port', '0', ...(await backendFlagsFor(dataDir)), '--blobs', blobsUrl], { ...S3_ENV, HEARTH_LOG_REQUESTS: '1' });
     let log = '';
     proc.stdout!.on('data', (c: Buffer) => (log += c.toString()));
     proc.stderr!.on('data', (c: Buffer) => (log += c.toString()));

@@ -16,6 +16,7 @@ import { startWorker, type RunningWorker, type WorkerOptions } from '../../src/w
 import { hearth, REPO, spawnHearth, stopProcess, waitForOutput } from './helpers';
 import { finalStatus, follow, logOf, submit, waitFor } from './in-process-jobs';
 import { isAlive, jobProcesses } from './job-processes';
+import { backendFor } from '../backend';
 
 const TEST_TMP = join(__dirname, '..', '..', '.test-tmp');
 const TBWRITER = readFileSync(join(REPO, 'test/fixtures/py/tbwriter.py'));
@@ -37,7 +38,7 @@ async function startNet(opts: Partial<WorkerOptions> = {}, env: Record<string, s
   mkdirSync(TEST_TMP, { recursive: true });
   const dir = mkdtempSync(join(TEST_TMP, 'hearth-attacks-'));
   const dataDir = join(dir, 'data');
-  const broker = await startBroker({ dataDir, port: 0, heartbeatMs: 500 });
+  const broker = await startBroker({ ...(await backendFor(dataDir)), dataDir, port: 0, heartbeatMs: 500 });
   const client = new BrokerClient({ url: broker.url, token: broker.adminToken! });
   const { token } = await client.createToken('worker', 'test worker');
   const workerLog: string[] = [];
@@ -543,7 +544,7 @@ describe('sandbox attacks: a worker run as an ordinary user', function () {
   it('runs jobs as its own user under bwrap\'s user namespace and seccomp, limited by rlimits it announces once', async () => {
     mkdirSync(TEST_TMP, { recursive: true });
     const dir = mkdtempSync(join(TEST_TMP, 'hearth-attacks-user-'));
-    const broker = await startBroker({ dataDir: join(dir, 'broker'), port: 0, heartbeatMs: 500 });
+    const broker = await startBroker({ ...(await backendFor(join(dir, 'broker'))), dataDir: join(dir, 'broker'), port: 0, heartbeatMs: 500 });
     const client = new BrokerClient({ url: broker.url, token: broker.adminToken! });
     const { token } = await client.createToken('worker', 'unprivileged worker');
     const home = join(dir, 'home');

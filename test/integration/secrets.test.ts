@@ -3,13 +3,13 @@
 // through `hearth logs` and straight from the database), and reaches no other account's job and
 // no job spec; a broker started with another key refuses to start, saying why.
 import assert from 'node:assert/strict';
-import Database from 'better-sqlite3';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BrokerClient } from '../../src/client/api';
+import { backendFlagsFor, selectRows } from '../backend';
 import { CLI, hearth, Network, REPO, spawnHearth, stopProcess, tempDir, waitForOutput, workspace, type CliResult } from './helpers';
 
 /** `hearth ARGS` with `input` on its stdin (a pipe, not a terminal). */
@@ -93,19 +93,16 @@ describe('secrets (integration)', function () {
     assert.match(logs.stdout, /^split: \*\*\* end$/m);
 
     // What the broker stored, read from its database: no part of the value anywhere.
-    const db = new Database(join(net.dataDir, 'broker.db'), { readonly: true });
-    try {
-      const rows = db.prepare('SELECT body FROM events WHERE job_id = ?').all(jobId) as { body: string }[];
+    {
+      const rows = await selectRows<{ body: string }>(net.dataDir, 'SELECT body FROM events WHERE job_id = ?', jobId);
       assert.ok(rows.some((x) => x.body.includes('***')));
       for (const x of rows) for (const part of [value, value.slice(0, 12), value.slice(12)]) assert.ok(!x.body.includes(part), `stored event holds ${part}: ${x.body}`);
-      const spec = db.prepare('SELECT spec FROM job_specs WHERE job_id = ?').get(jobId) as { spec: string };
+      const [spec] = (await selectRows<{ spec: string }>(net.dataDir, 'SELECT spec FROM job_specs WHERE job_id = ?', jobId)) as [{ spec: string }];
       assert.ok(!spec.spec.includes(value) && !spec.spec.includes('API_KEY'), 'the spec holds no secret');
       // At rest the value is sealed.
-      const sealed = db.prepare('SELECT value FROM secrets').all() as { value: Buffer }[];
+      const sealed = await selectRows<{ value: Buffer }>(net.dataDir, 'SELECT value FROM secrets');
       assert.equal(sealed.length, 1);
       assert.ok(!sealed[0]!.value.includes(Buffer.from(value)) && !sealed[0]!.value.includes(Buffer.from(value.slice(3, 20))));
-    } finally {
-      db.close();
     }
     const raw = await fetch(`${net.broker.url}/v1/jobs/${jobId}`, { headers: { authorization: `Bearer ${alice.token}` } });
     const text = await raw.text();
@@ -154,7 +151,7 @@ describe('secrets (integration)', function () {
     await alice.setSecret('KEEP_ME', 'still-here-after-restart');
     await stopProcess(net.worker.proc);
     await stopProcess(net.broker.proc);
-    const wrong = spawnHearth(['--data-dir', net.dataDir, 'broker', '--port', '0'], { HEARTH_SECRETS_KEY: randomBytes(32).toString('base64') });
+    const wrong = spawnHearth(['--data-dir', net.dataDir, 'broker', '--port', '0', ...(await backendFlagsFor(net.dataDir))], { HEARTH_SECRETS_KEY: randomBytes(32).toString('base64') });
     await waitForOutput(wrong, /not the key this broker's secrets were stored with/);
     const [code] = (await once(wrong, 'exit')) as [number | null];
     assert.equal(code, 1);
@@ -163,13 +160,13 @@ describe('secrets (integration)', function () {
     const keyFile = join(tempDir('key'), 'secrets.key');
     writeFileSync(keyFile, readFileSync(join(net.dataDir, 'secrets.key')));
     chmodSync(keyFile, 0o644);
-    const open = spawnHearth(['--data-dir', net.dataDir, 'broker', '--port', '0', '--secrets-key-file', keyFile]);
+    const open = spawnHearth(['--data-dir', net.dataDir, 'broker', '--port', '0', ...(await backendFlagsFor(net.dataDir)), '--secrets-key-file', keyFile]);
     await waitForOutput(open, /readable or writable by others/);
     await once(open, 'exit');
     chmodSync(keyFile, 0o600);
 
     // The same key, given by the operator: the broker starts and the secret is there.
-    const good = spawnHearth(['--data-dir', net.dataDir, 'broker', '--port', '0', '--secrets-key-file', keyFile]);
+    const good = spawnHearth(['--data-dir', net.dataDir, 'broker', '--port', '0', ...(await backendFlagsFor(net.dataDir)), '--secrets-key-file', keyFile]);
     const m = await waitForOutput(good, /broker listening on (http:\/\/127\.0\.0\.1:\d+)/);
     try {
       const c = new BrokerClient({ url: m[1]!, token: alice.token! });

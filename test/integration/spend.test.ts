@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { BrokerClient, BrokerError } from '../../src/client/api';
 import { uploadWorkspace } from '../../src/client/workspace';
 import { startBroker, type RunningBroker } from '../../src/broker/server';
+import { backendFor } from '../backend';
 import type { JobEvent, Manifest } from '../../src/shared/protocol';
 import { startWorker, type RunningWorker } from '../../src/worker/main';
 import { hearth, waitFor } from './helpers';
@@ -30,7 +31,7 @@ describe('spend controls (integration)', function () {
 
   before(async () => {
     dir = mkdtempSync(join(os.tmpdir(), 'hearth-spend-'));
-    broker = await startBroker({ dataDir: join(dir, 'broker'), port: 0, meterMs: 100 });
+    broker = await startBroker({ ...(await backendFor(join(dir, 'broker'))), dataDir: join(dir, 'broker'), port: 0, meterMs: 100 });
     admin = new BrokerClient({ url: broker.url, token: broker.adminToken! });
     const { token } = await admin.createToken('worker', 'spend');
     worker = startWorker({ brokerUrl: broker.url, token, workDir: join(dir, 'work'), name: 'pricey', nvidiaSmi: FAKE_SMI, pricePerHour: 3600, killGraceMs: 2000, log: () => undefined });

@@ -10,6 +10,7 @@ import { uploadWorkspace } from '../../src/client/workspace';
 import { startBroker } from '../../src/broker/server';
 import type { JobEvent } from '../../src/shared/protocol';
 import { startWorker } from '../../src/worker/main';
+import { backendFor } from '../backend';
 
 const FAKE_SMI = join(__dirname, '..', 'fixtures', 'nvidia-smi', 'fake-nvidia-smi');
 
@@ -18,7 +19,7 @@ describe('worker on a (recorded) 2× H100 host', function () {
 
   it('offers both GPUs and gives each job only the GPUs of its lease', async () => {
     const dir = mkdtempSync(join(os.tmpdir(), 'hearth-worker-gpu-'));
-    const broker = await startBroker({ dataDir: join(dir, 'broker'), port: 0, heartbeatMs: 300 });
+    const broker = await startBroker({ ...(await backendFor(join(dir, 'broker'))), dataDir: join(dir, 'broker'), port: 0, heartbeatMs: 300 });
     const client = new BrokerClient({ url: broker.url, token: broker.adminToken! });
     const { token } = await client.createToken('worker', 'gpu');
     const worker = startWorker({

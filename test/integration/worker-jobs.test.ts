@@ -11,6 +11,7 @@ import { scalarTable, type JobEvent, type ScalarPoint, type ScalarTable } from '
 import { startWorker, type RunningWorker } from '../../src/worker/main';
 import { isAlive, jobProcesses } from './job-processes';
 import { finalStatus, follow, logOf, submit, waitFor } from './in-process-jobs';
+import { backendFor } from '../backend';
 
 const TFEVENTS = join(__dirname, '..', 'fixtures', 'tfevents');
 
@@ -28,7 +29,7 @@ interface Net {
 
 async function startNet(opts: { killGraceMs?: number } = {}): Promise<Net> {
   const dir = mkdtempSync(join(os.tmpdir(), 'hearth-worker-it-'));
-  const broker = await startBroker({ dataDir: join(dir, 'broker'), port: 0, heartbeatMs: 500 });
+  const broker = await startBroker({ ...(await backendFor(join(dir, 'broker'))), dataDir: join(dir, 'broker'), port: 0, heartbeatMs: 500 });
   const client = new BrokerClient({ url: broker.url, token: broker.adminToken! });
   const { token: workerToken } = await client.createToken('worker', 'test worker');
   const workerLog: string[] = [];

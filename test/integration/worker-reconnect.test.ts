@@ -10,6 +10,7 @@ import { uploadWorkspace } from '../../src/client/workspace';
 import { startBroker, type RunningBroker } from '../../src/broker/server';
 import type { JobEvent } from '../../src/shared/protocol';
 import { startWorker } from '../../src/worker/main';
+import { backendFor } from '../backend';
 
 describe('worker across a broker restart', function () {
   this.timeout(120_000);
@@ -19,7 +20,7 @@ describe('worker across a broker restart', function () {
 
   it('resends unacknowledged events and uploads the artifact once the broker is back', async () => {
     const dataDir = join(dir, 'broker');
-    let broker: RunningBroker = await startBroker({ dataDir, port: 0, heartbeatMs: 300 });
+    let broker: RunningBroker = await startBroker({ ...(await backendFor(dataDir)), dataDir, port: 0, heartbeatMs: 300 });
     const port = broker.port;
     const admin = broker.adminToken!;
     const client = new BrokerClient({ url: broker.url, token: admin });
@@ -63,7 +64,7 @@ describe('worker across a broker restart', function () {
       // While it is away the job writes the rest of its log and its output, and ends.
       writeFileSync(join(dir, 'worker', 'jobs', job.id, 'go'), '');
       await new Promise((r) => setTimeout(r, 1500));
-      broker = await startBroker({ dataDir, port, heartbeatMs: 300 });
+      broker = await startBroker({ ...(await backendFor(dataDir)), dataDir, port, heartbeatMs: 300 });
 
       const events: JobEvent[] = [];
       for await (const e of client.events(job.id, { follow: true })) events.push(e);

@@ -15,6 +15,7 @@ import { bwrapArgs } from '../../src/worker/sandbox';
 import { hearth, spawnHearth, stopProcess, waitForOutput } from './helpers';
 import { isAlive, jobProcesses } from './job-processes';
 import { artifactPaths, finalStatus, follow, logOf, submit, waitFor } from './in-process-jobs';
+import { backendFor } from '../backend';
 
 const TEST_TMP = join(__dirname, '..', '..', '.test-tmp');
 const SECRET = 'TOP-SECRET-' + Math.random().toString(36).slice(2);
@@ -43,7 +44,7 @@ async function startNet(opts: Partial<WorkerOptions> & { realHome?: boolean } = 
   const home = join(dir, 'home');
   mkdirSync(join(home, '.ssh'), { recursive: true });
   writeFileSync(join(home, '.ssh', 'id_ed25519'), SECRET);
-  const broker = await startBroker({ dataDir, port: 0, heartbeatMs: 500 });
+  const broker = await startBroker({ ...(await backendFor(dataDir)), dataDir, port: 0, heartbeatMs: 500 });
   const client = new BrokerClient({ url: broker.url, token: broker.adminToken! });
   const { token } = await client.createToken('worker', 'test worker');
   writeFileSync(join(dataDir, 'worker-token'), token);

@@ -5,16 +5,17 @@ import Database from 'better-sqlite3';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Accounts } from '../../src/broker/accounts';
+import { AccountService } from '../../src/broker/services/accounts';
 import { hashToken } from '../../src/broker/ids';
-import { MIGRATIONS, openDb } from '../../src/broker/store/db';
+import { MIGRATIONS, openDb } from '../../src/broker/store/sqlite/db';
+import { SqliteAccounts } from '../../src/broker/store/sqlite/accounts';
 
 describe('broker: accounts and tokens migration', () => {
   let dir: string;
   beforeEach(() => (dir = mkdtempSync(join(tmpdir(), 'hearth-migrate-'))));
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('keeps the oldest of names that differ only by case, renames the others, and keeps old tokens working', () => {
+  it('keeps the oldest of names that differ only by case, renames the others, and keeps old tokens working', async () => {
     const file = join(dir, 'broker.db');
     const old = new Database(file);
     old.exec(MIGRATIONS[0]!);
@@ -32,15 +33,15 @@ describe('broker: accounts and tokens migration', () => {
         { id: 'acct_BBBBBBBBBBBBBBBB', name: 'bob' },
         { id: 'acct_AAAAAAAAAAAAAAAA', name: 'Bob-AAAAAAAAAAAAAAAA' },
       ]);
-      const accounts = new Accounts(db);
-      const p = accounts.authenticate('hth_oldtoken');
+      const accounts = new AccountService(new SqliteAccounts(db));
+      const p = await accounts.authenticate('hth_oldtoken');
       assert.equal(p?.accountId, 'acct_AAAAAAAAAAAAAAAA');
-      const [t] = accounts.list('acct_AAAAAAAAAAAAAAAA');
+      const [t] = await accounts.list('acct_AAAAAAAAAAAAAAAA');
       assert.match(t!.id, /^tok_[0-9a-f]{20}$/);
       assert.equal(t!.expiresAt, null);
-      assert.throws(() => accounts.createAccount('BOB'), /exists already/);
-      accounts.revoke('acct_AAAAAAAAAAAAAAAA', t!.id);
-      assert.equal(accounts.authenticate('hth_oldtoken'), undefined);
+      await assert.rejects(() => accounts.createAccount('BOB'), /exists already/);
+      await accounts.revoke('acct_AAAAAAAAAAAAAAAA', t!.id);
+      assert.equal(await accounts.authenticate('hth_oldtoken'), undefined);
     } finally {
       db.close();
     }

@@ -39,12 +39,12 @@ describe('broker: database migrations', () => {
       const b = await buildBroker({ dataDir: dir });
       try {
         // Fields added since come with their defaults: it was a job, not a kernel.
-        assert.deepEqual(b.broker.jobSpec('job_aaaaaaaa'), { ...spec, kind: 'job', idleMinutes: 60, releaseLease: false });
-        const row = b.broker.events.job('job_aaaaaaaa')!;
+        assert.deepEqual(await b.broker.jobSpec('job_aaaaaaaa'), { ...spec, kind: 'job', idleMinutes: 60, releaseLease: false });
+        const row = (await b.broker.events.job('job_aaaaaaaa'))!;
         assert.equal(row.last_seq, 3);
         assert.equal(row.dispatched_at, 5, 'a job open before the upgrade holds its lease');
         assert.equal('spec' in row, false);
-        assert.equal(b.broker.dispatchNext('lease_aaaaaaaa'), 'job_aaaaaaaa');
+        assert.equal(await b.broker.dispatchNext('lease_aaaaaaaa'), 'job_aaaaaaaa');
       } finally {
         await b.close();
       }

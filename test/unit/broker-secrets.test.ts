@@ -8,11 +8,20 @@ import { join } from 'node:path';
 import { buildBroker } from '../../src/broker/app';
 import { loadSecretsKey, SecretBox, SecretsKeyError } from '../../src/broker/secret-box';
 import { SecretMasker } from '../../src/broker/secret-mask';
-import { Secrets, SqliteSecretRepository } from '../../src/broker/secrets';
-import { openDb } from '../../src/broker/store/db';
+import { Secrets } from '../../src/broker/secrets';
+import { openStore, type Store } from '../../src/broker/store/store';
 import { SecretName, SetSecretBody } from '../../src/shared/protocol';
+import { backendFor, TEST_DATABASE } from '../backend';
 
-describe('broker: secrets', () => {
+/** The test's store (SQLite in dir, or its own PostgreSQL database) with an account acct_aaaaaaaa. */
+async function storeWithAccount(dir: string): Promise<Store> {
+  const store = await openStore({ dataDir: dir, ...(await backendFor(dir)) });
+  const token = { hash: randomBytes(8).toString('hex'), id: 'tok_aaaaaaaa', account_id: 'acct_aaaaaaaa', kind: 'user' as const, label: '', prefix: '', created_at: 1, expires_at: null };
+  await store.accounts.create({ id: 'acct_aaaaaaaa', name: 'a', isAdmin: false, createdAt: 1 }, token);
+  return store;
+}
+
+describe(`broker: secrets (${TEST_DATABASE ? 'PostgreSQL' : 'SQLite'})`, () => {
   let dir: string;
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), 'hearth-secrets-'));
@@ -43,38 +52,59 @@ describe('broker: secrets', () => {
   });
 
   it('a store opened with another key refuses to open, saying so', async () => {
-    const db = openDb(join(dir, 'broker.db'));
+    const store = await storeWithAccount(dir);
     try {
-      const repo = new SqliteSecretRepository(db);
+      const repo = store.secrets;
       const key = randomBytes(32);
       const s = await Secrets.open(repo, key, 'k1');
-      db.prepare("INSERT INTO accounts (id, name, is_admin, created_at) VALUES ('acct_aaaaaaaa', 'a', 0, 1)").run();
       await s.set('acct_aaaaaaaa', 'HF_TOKEN', 'hf_abcdefgh');
       await assert.rejects(Secrets.open(repo, randomBytes(32), 'HEARTH_SECRETS_KEY'), /the secrets key from HEARTH_SECRETS_KEY is not the key this broker's secrets were stored with/);
       const again = await Secrets.open(repo, key, 'k1');
-      assert.deepEqual(again.envFor({ id: 'job_aaaaaaaa', account_id: 'acct_aaaaaaaa' }), { HF_TOKEN: 'hf_abcdefgh' });
-      assert.deepEqual(again.envFor({ id: 'job_bbbbbbbb', account_id: 'acct_other000' }), {});
+      assert.deepEqual(await again.envFor({ id: 'job_aaaaaaaa', account_id: 'acct_aaaaaaaa' }), { HF_TOKEN: 'hf_abcdefgh' });
+      assert.deepEqual(await again.envFor({ id: 'job_bbbbbbbb', account_id: 'acct_other000' }), {});
     } finally {
-      db.close();
+      await store.close();
+    }
+  });
+
+  it('a secret set or removed through one broker reaches the next dispatch of another on the same database (replicas)', async () => {
+    const store = await storeWithAccount(dir);
+    try {
+      const key = randomBytes(32);
+      const a = await Secrets.open(store.secrets, key, 'k');
+      const b = await Secrets.open(store.secrets, key, 'k');
+      const job = { id: 'job_aaaaaaaa', account_id: 'acct_aaaaaaaa' };
+      assert.deepEqual(await b.envFor(job), {});
+      await a.set('acct_aaaaaaaa', 'HF_TOKEN', 'hf_from_a_1');
+      assert.deepEqual(await b.envFor(job), { HF_TOKEN: 'hf_from_a_1' }, 'set on a, given by b');
+      assert.deepEqual(b.prepare(job, { type: 'notice', level: 'info', message: 'hf_from_a_1' }).body, { type: 'notice', level: 'info', message: '***' }, 'and masked by b');
+      await a.set('acct_aaaaaaaa', 'HF_TOKEN', 'hf_from_a_2');
+      await a.remove('acct_aaaaaaaa', 'HF_TOKEN');
+      assert.deepEqual(await b.envFor({ id: 'job_bbbbbbbb', account_id: 'acct_aaaaaaaa' }), {}, 'removed on a, gone on b');
+      await b.set('acct_aaaaaaaa', 'OTHER', 'other-value');
+      assert.deepEqual((await a.list('acct_aaaaaaaa')).map((x) => x.name), ['OTHER']);
+    } finally {
+      await store.close();
     }
   });
 
   it('buildBroker fails with a clear error, and leaves the database closed, on a wrong key', async () => {
-    const b = await buildBroker({ dataDir: dir });
+    const backend = await backendFor(dir);
+    const b = await buildBroker({ dataDir: dir, ...backend });
     await b.close();
-    await assert.rejects(buildBroker({ dataDir: dir, secretsKeyFile: join(dir, 'nope.key') }), /secrets key file .*nope\.key: ENOENT/);
+    await assert.rejects(buildBroker({ dataDir: dir, ...backend, secretsKeyFile: join(dir, 'nope.key') }), /secrets key file .*nope\.key: ENOENT/);
     const other = join(dir, 'other.key');
     writeFileSync(other, randomBytes(32).toString('hex'), { mode: 0o600 });
-    await assert.rejects(buildBroker({ dataDir: dir, secretsKeyFile: other }), /is not the key this broker's secrets were stored with/);
-    const again = await buildBroker({ dataDir: dir });
+    await assert.rejects(buildBroker({ dataDir: dir, ...backend, secretsKeyFile: other }), /is not the key this broker's secrets were stored with/);
+    const again = await buildBroker({ dataDir: dir, ...backend });
     await again.close();
   });
 
   it('the routes: validate names and values, need a user token, and never return a value', async () => {
-    const b = await buildBroker({ dataDir: dir });
+    const b = await buildBroker({ dataDir: dir, ...(await backendFor(dir)) });
     try {
       const admin = b.adminToken!;
-      const worker = b.broker.createToken(b.broker.authenticate(admin)!.accountId, 'worker', 'w');
+      const worker = await b.broker.createToken((await b.broker.authenticate(admin))!.accountId, 'worker', 'w');
       // A real port: a refused request's body is left unread, which app.inject cannot do.
       const base = await b.app.listen({ port: 0, host: '127.0.0.1' });
       const req = async (method: 'GET' | 'PUT' | 'DELETE', url: string, token: string | undefined, payload?: unknown) => {
@@ -128,13 +158,12 @@ describe('broker: secrets', () => {
   });
 
   it('prepare: masks log, kernel and notice events, flushes what is held before the terminal status', async () => {
-    const db = openDb(join(dir, 'broker.db'));
+    const store = await storeWithAccount(dir);
     try {
-      db.prepare("INSERT INTO accounts (id, name, is_admin, created_at) VALUES ('acct_aaaaaaaa', 'a', 0, 1)").run();
-      const s = await Secrets.open(new SqliteSecretRepository(db), randomBytes(32), 'k');
+      const s = await Secrets.open(store.secrets, randomBytes(32), 'k');
       await s.set('acct_aaaaaaaa', 'TOKEN', 'tok-secret-1');
       const job = { id: 'job_aaaaaaaa', account_id: 'acct_aaaaaaaa' };
-      s.envFor(job);
+      await s.envFor(job);
       const a = s.prepare(job, { type: 'log', stream: 'stdout', data: 'x tok-sec' });
       assert.deepEqual(a.body, { type: 'log', stream: 'stdout', data: 'x ' });
       // Not committed (its append failed): the resend is masked the same way.
@@ -149,7 +178,7 @@ describe('broker: secrets', () => {
       assert.deepEqual(end.before, [{ type: 'log', stream: 'stdout', data: 'tok-sec' }]);
       end.commit();
     } finally {
-      db.close();
+      await store.close();
     }
   });
 

@@ -27,7 +27,7 @@ export function apiRoutes(app: FastifyInstance, broker: Broker, spend: Spend, ve
     const p = principal(req);
     if (!p.isAdmin) throw new HttpError(403, 'forbidden', 'only an admin can create accounts');
     const body = parse(CreateAccountBody, req.body, 'account');
-    const created = broker.createAccount(body.name);
+    const created = await broker.createAccount(body.name);
     if (body.spendLimit !== undefined) await spend.setAccountLimit(created.accountId, body.spendLimit);
     reply.code(201);
     return created;
@@ -36,7 +36,7 @@ export function apiRoutes(app: FastifyInstance, broker: Broker, spend: Spend, ve
   app.post('/v1/tokens', user, async (req, reply) => {
     const body = parse(CreateTokenBody, req.body ?? {}, 'token request');
     const expiresAt = body.expiresInSeconds === undefined ? undefined : Date.now() + body.expiresInSeconds * 1000;
-    const { token, info } = broker.accounts.createToken(principal(req).accountId, body.kind, body.label, expiresAt);
+    const { token, info } = await broker.accounts.createToken(principal(req).accountId, body.kind, body.label, expiresAt);
     reply.code(201);
     return { token, kind: body.kind, id: info.id, expiresAt: info.expiresAt };
   });
@@ -52,20 +52,20 @@ export function apiRoutes(app: FastifyInstance, broker: Broker, spend: Spend, ve
   app.get('/v1/offers', user, async () => broker.offers());
 
   // Leases carry their spend controls (cap, idle release, warning, end reason): see spend.ts.
-  app.get('/v1/leases', user, async (req) => spend.decorateAll(broker.leases(principal(req))));
+  app.get('/v1/leases', user, async (req) => spend.decorateAll(await broker.leases(principal(req))));
   app.post('/v1/leases', user, async (req, reply) => {
     const body = parse(CreateLeaseBody, req.body ?? {}, 'lease request');
     await spend.assertMayLease(principal(req).accountId);
-    const lease = broker.createLease(principal(req), body);
+    const lease = await broker.createLease(principal(req), body);
     reply.code(201);
     return spend.leaseCreated(lease, body);
   });
-  app.get('/v1/leases/:id', user, async (req) => spend.decorate(broker.lease(principal(req), parse(IdParams, req.params, 'lease id').id)));
+  app.get('/v1/leases/:id', user, async (req) => spend.decorate(await broker.lease(principal(req), parse(IdParams, req.params, 'lease id').id)));
   app.post('/v1/leases/:id/renew', user, async (req) => {
     const { id } = parse(IdParams, req.params, 'lease id');
-    return spend.decorate(broker.renewLease(principal(req), id, parse(RenewLeaseBody, req.body, 'renewal').hours));
+    return spend.decorate(await broker.renewLease(principal(req), id, parse(RenewLeaseBody, req.body, 'renewal').hours));
   });
-  app.post('/v1/leases/:id/release', user, async (req) => spend.decorate(broker.releaseLease(principal(req), parse(IdParams, req.params, 'lease id').id)));
+  app.post('/v1/leases/:id/release', user, async (req) => spend.decorate(await broker.releaseLease(principal(req), parse(IdParams, req.params, 'lease id').id)));
 
   app.get('/v1/account/spend', user, async (req) => spend.accountSpend(principal(req).accountId));
   // The renter's own budget (as a cloud budget is the account owner's): set, change or remove it.
@@ -94,7 +94,7 @@ export function apiRoutes(app: FastifyInstance, broker: Broker, spend: Spend, ve
   app.get('/v1/jobs', user, async (req) => broker.jobs(principal(req)));
   app.get('/v1/jobs/:id', user, async (req) => {
     const p = principal(req);
-    return broker.toJob(broker.jobRow(p, parse(IdParams, req.params, 'job id').id));
+    return broker.toJob(await broker.jobRow(p, parse(IdParams, req.params, 'job id').id));
   });
   app.post('/v1/jobs/:id/cancel', user, async (req) => broker.cancelJob(principal(req), parse(IdParams, req.params, 'job id').id));
   app.get('/v1/jobs/:id/artifacts', user, async (req) => broker.artifacts(principal(req), parse(IdParams, req.params, 'job id').id));

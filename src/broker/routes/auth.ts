@@ -21,7 +21,7 @@ export function bearer(req: FastifyRequest): string | undefined {
  */
 export function requireAuth(broker: Broker, kind: 'user' | 'worker' | 'any' = 'user') {
   return async (req: FastifyRequest, _reply: FastifyReply): Promise<void> => {
-    const r = broker.accounts.check(bearer(req));
+    const r = await broker.accounts.check(bearer(req));
     if (!r.ok) throw new HttpError(401, 'unauthorized', r.reason);
     const p = r.principal;
     if (kind !== 'any' && p.kind !== kind) throw new HttpError(403, 'forbidden', `this needs a ${kind} token, not a ${p.kind} token`);

@@ -21,7 +21,7 @@ export function eventRoutes(app: FastifyInstance, broker: Broker, shutdown: Abor
     const q = parse(Query, req.query, 'query');
     const follow = q.follow === '1' || q.follow === 'true';
     const who = principal(req);
-    broker.jobRow(who, id); // 404 for a job of another account
+    await broker.jobRow(who, id); // 404 for a job of another account
 
     reply.hijack();
     const res = reply.raw;
@@ -38,7 +38,7 @@ export function eventRoutes(app: FastifyInstance, broker: Broker, shutdown: Abor
     try {
       for (;;) {
         if (signal.aborted) break;
-        const rows = broker.events.readRaw(id, last, 1000);
+        const rows = await broker.events.readRaw(id, last, 1000);
         if (rows.length) {
           let chunk = '';
           for (const r of rows) chunk += `{"kind":"event","event":{"seq":${r.seq},"ts":${r.ts},"body":${r.body}}}\n`;
@@ -46,9 +46,10 @@ export function eventRoutes(app: FastifyInstance, broker: Broker, shutdown: Abor
           if (!res.write(chunk)) await Promise.race([once(res, 'drain'), once(signal, 'abort')]);
           continue;
         }
-        const job = broker.events.job(id)!;
+        const job = (await broker.events.job(id))!;
         if (isTerminal(job.status) && last >= job.last_seq) {
           res.write(JSON.stringify({ kind: 'end', lastSeq: job.last_seq, status: job.status }) + '\n');
+          broker.events.forgetTail(id);
           break;
         }
         if (!follow) break;
@@ -60,8 +61,8 @@ export function eventRoutes(app: FastifyInstance, broker: Broker, shutdown: Abor
         }
         await broker.events.waitFor(id, last, pingMs, signal);
         // A token revoked or expired while following stops the stream it opened.
-        if (!broker.accounts.isValid(who.tokenId)) break;
-        if (broker.events.job(id)!.last_seq <= last && !signal.aborted && broker.events.stalled(id) === (toldStall ?? undefined)) {
+        if (!(await broker.accounts.isValid(who.tokenId))) break;
+        if ((await broker.events.job(id))!.last_seq <= last && !signal.aborted && broker.events.stalled(id) === (toldStall ?? undefined)) {
           res.write(JSON.stringify({ kind: 'ping', lastSeq: last }) + '\n');
         }
       }

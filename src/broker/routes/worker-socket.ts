@@ -35,9 +35,9 @@ export class SocketsByToken {
     }
   }
 
-  /** Closes the sockets of tokens that expired (or vanished) since they were opened. */
-  closeExpired(stillValid: (tokenId: string) => boolean): void {
-    for (const tokenId of [...this.byToken.keys()]) if (!stillValid(tokenId)) this.close(tokenId, 'token expired');
+  /** Closes the sockets of tokens that expired, were revoked (on any replica) or vanished since they were opened. */
+  async closeExpired(stillValid: (tokenId: string) => Promise<boolean>): Promise<void> {
+    for (const tokenId of [...this.byToken.keys()]) if (!(await stillValid(tokenId))) this.close(tokenId, 'token expired or revoked');
   }
 }
 

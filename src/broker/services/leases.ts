@@ -1,0 +1,273 @@
+// Workers, offers and leases with per-second metering. A lease is not billed while its worker is
+// away; it ends when released or when its time is up, and its open jobs are stopped then.
+import { PythonStack, type CreateLeaseBody, type GpuInfo, type Lease, type Offer } from '../../shared/protocol';
+import { conflict, notFound } from '../errors';
+import type { EventLog } from '../event-log';
+import { newId } from '../ids';
+import type { JobsRepo } from '../store/jobs-repo';
+import type { LeasesRepo } from '../store/leases-repo';
+import type { LeaseRow, WorkerRow } from '../store/rows';
+import type { WorkersRepo } from '../store/workers-repo';
+import type { Principal } from './accounts';
+import type { LinkRef } from './link';
+
+export interface Hello {
+  workerId?: string | undefined;
+  name: string;
+  hostname: string;
+  version: string;
+  gpus: GpuInfo[];
+  pricePerHour: number;
+  stack?: PythonStack | undefined;
+}
+
+export class LeaseService {
+  constructor(
+    private readonly workers: WorkersRepo,
+    private readonly leasesRepo: LeasesRepo,
+    private readonly jobs: JobsRepo,
+    private readonly events: EventLog,
+    private readonly link: LinkRef,
+    /** stops the lease's open jobs when it ends (the job service) */
+    private readonly leaseEnded: (leaseId: string, reason: string) => Promise<void>,
+  ) {}
+
+  // ---------- workers ----------
+
+  /** Registers a worker (or re-registers one that reconnects with its id) and returns its id. */
+  async registerWorker(accountId: string, hello: Hello): Promise<string> {
+    const now = Date.now();
+    // A worker that lost its worker.json (or never keeps one) says hello without an id: it gets its
+    // old row back, matched by name and host, instead of one more row each time it connects.
+    let known: WorkerRow | undefined;
+    if (hello.workerId) {
+      const w = await this.workers.get(hello.workerId);
+      known = w?.account_id === accountId ? w : undefined;
+    } else {
+      for (const w of await this.workers.byNameAndHost(accountId, hello.name, hello.hostname)) {
+        if (!(await this.link.current.isOnline(w.id))) {
+          known = w;
+          break;
+        }
+      }
+    }
+    const fields = {
+      name: hello.name,
+      hostname: hello.hostname,
+      version: hello.version,
+      gpus: JSON.stringify(hello.gpus),
+      price_per_hour: hello.pricePerHour,
+      stack: hello.stack ? JSON.stringify(hello.stack) : null,
+      last_seen: now,
+    };
+    if (known) {
+      await this.workers.update(known.id, fields);
+      return known.id;
+    }
+    const id = newId('wrk');
+    await this.workers.insert({ id, account_id: accountId, ...fields, created_at: now });
+    return id;
+  }
+
+  touchWorker(workerId: string, at = Date.now()): Promise<void> {
+    return this.workers.touch(workerId, at);
+  }
+
+  /**
+   * The worker has not been heard from since `since`: its leases stop billing from then on, and
+   * the renters of its jobs are told at once (the jobs are marked lost only later, in case it returns).
+   */
+  async workerAway(workerId: string, since: number, lostAfterMs: number): Promise<void> {
+    if ((await this.leasesRepo.markAway(workerId, since)) === 0) return;
+    const at = new Date(since).toISOString().slice(11, 19);
+    for (const id of await this.jobs.takenOnWorker(workerId)) {
+      await this.events.append(id, {
+        type: 'notice',
+        level: 'warning',
+        message: `worker lost: nothing heard from it since ${at} UTC. The lease is not billed while it is away; the job is marked lost if it does not return within ${Math.round(lostAfterMs / 1000)} s`,
+      });
+    }
+  }
+
+  /** The worker is connected again: its leases bill again, and the time away stays unbilled. */
+  async workerBack(workerId: string, now = Date.now()): Promise<void> {
+    const rows = await this.leasesRepo.awayOf(workerId);
+    for (const r of rows) await this.leasesRepo.clearAway(r.id, r.away_ms + awayMs(r, Math.min(now, r.ended_at ?? now, r.expires_at)));
+    if (rows.length === 0) return;
+    for (const id of await this.jobs.runningOnWorker(workerId)) {
+      await this.events.append(id, { type: 'notice', level: 'info', message: 'the worker is back; the lease bills again' });
+    }
+  }
+
+  private async reliability(workerId: string): Promise<number> {
+    const { done, lost } = await this.workers.outcomes(workerId);
+    return (done - lost + 1) / (done + 1);
+  }
+
+  private async heldIndices(workerId: string): Promise<Set<number>> {
+    await this.expireLeases();
+    return new Set((await this.leasesRepo.activeIndices(workerId)).flatMap((r) => JSON.parse(r) as number[]));
+  }
+
+  async offers(): Promise<Offer[]> {
+    // Workers seen in the last day are listed; those not connected now are left out.
+    const workers = await this.workers.seenSince(Date.now() - 86_400_000);
+    const out: Offer[] = [];
+    for (const w of workers) {
+      const online = await this.link.current.isOnline(w.id);
+      if (!online) continue;
+      const gpus = JSON.parse(w.gpus) as GpuInfo[];
+      const held = await this.heldIndices(w.id);
+      const byModel = new Map<string, GpuInfo[]>();
+      for (const g of gpus) byModel.set(g.name, [...(byModel.get(g.name) ?? []), g]);
+      const reliability = await this.reliability(w.id);
+      for (const [model, list] of byModel) {
+        out.push({
+          workerId: w.id,
+          workerName: w.name,
+          gpuModel: model,
+          isGpu: list[0]?.isGpu ?? true,
+          vramMiB: list[0]?.memoryTotalMiB ?? 0,
+          total: list.length,
+          free: online ? list.filter((g) => !held.has(g.index)).length : 0,
+          pricePerHour: w.price_per_hour,
+          reliability,
+          online,
+          ...(w.stack ? { stack: PythonStack.parse(JSON.parse(w.stack)) } : {}),
+        });
+      }
+    }
+    return out;
+  }
+
+  // ---------- leases ----------
+
+  private async toLease(r: LeaseRow): Promise<Lease> {
+    const end = Math.min(r.ended_at ?? Date.now(), r.expires_at);
+    const billedMs = end - r.created_at - r.away_ms - awayMs(r, end);
+    const secondsUsed = Math.max(0, Math.ceil(billedMs / 1000));
+    return {
+      id: r.id,
+      workerId: r.worker_id,
+      workerName: (await this.leasesRepo.workerName(r.worker_id)) ?? '?',
+      gpuModel: r.gpu_model,
+      gpuIndices: JSON.parse(r.gpu_indices) as number[],
+      count: r.count,
+      pricePerHour: r.price_per_hour,
+      createdAt: r.created_at,
+      expiresAt: r.expires_at,
+      endedAt: r.ended_at,
+      status: r.status,
+      secondsUsed,
+      cost: (r.count * r.price_per_hour * secondsUsed) / 3600,
+    };
+  }
+
+  /** The lease if it belongs to this account; not found otherwise, so other accounts learn nothing. */
+  async leaseRow(p: Principal, id: string): Promise<LeaseRow> {
+    const r = await this.leasesRepo.owned(id, p.accountId);
+    if (!r) throw notFound(`no lease ${id}`);
+    return r;
+  }
+
+  get(id: string): Promise<LeaseRow | undefined> {
+    return this.leasesRepo.get(id);
+  }
+
+  /** The stack (JSON) of the worker behind one of the account's leases. */
+  workerStack(leaseId: string, accountId: string): Promise<{ stack: string | null } | undefined> {
+    return this.leasesRepo.workerStack(leaseId, accountId);
+  }
+
+  async createLease(p: Principal, body: CreateLeaseBody): Promise<Lease> {
+    await this.expireLeases();
+    const want = body.gpuModel?.toLowerCase();
+    const all = await this.offers();
+    const candidates = all.filter(
+      (o) =>
+        o.online &&
+        o.free >= body.count &&
+        (!body.workerId || o.workerId === body.workerId) &&
+        (!want || o.gpuModel.toLowerCase().includes(want)),
+    );
+    candidates.sort((a, b) => a.pricePerHour - b.pricePerHour || b.reliability - a.reliability || b.vramMiB - a.vramMiB);
+    const pick = candidates[0];
+    if (!pick) {
+      const what = all.length ? all.map((o) => `${o.gpuModel} on ${o.workerName}: ${o.free}/${o.total} free`).join('; ') : 'no worker is connected';
+      throw conflict('no_capacity', `no offer has ${body.count} free ${body.gpuModel ?? 'device(s)'} (${what})`);
+    }
+    const w = (await this.workers.get(pick.workerId))!;
+    const held = await this.heldIndices(w.id);
+    const indices = (JSON.parse(w.gpus) as GpuInfo[])
+      .filter((g) => g.name === pick.gpuModel && !held.has(g.index))
+      .slice(0, body.count)
+      .map((g) => g.index);
+    const now = Date.now();
+    const id = newId('lease');
+    await this.leasesRepo.insert({
+      id,
+      account_id: p.accountId,
+      worker_id: w.id,
+      gpu_model: pick.gpuModel,
+      gpu_indices: JSON.stringify(indices),
+      count: body.count,
+      price_per_hour: w.price_per_hour,
+      created_at: now,
+      expires_at: now + Math.round(body.hours * 3_600_000),
+    });
+    return this.lease(p, id);
+  }
+
+  async leases(p: Principal): Promise<Lease[]> {
+    await this.expireLeases();
+    return Promise.all((await this.leasesRepo.ofAccount(p.accountId)).map((r) => this.toLease(r)));
+  }
+
+  async lease(p: Principal, id: string): Promise<Lease> {
+    await this.expireLeases();
+    return this.toLease(await this.leaseRow(p, id));
+  }
+
+  async renewLease(p: Principal, id: string, hours: number): Promise<Lease> {
+    await this.expireLeases();
+    const r = await this.leaseRow(p, id);
+    if (r.status !== 'active') throw conflict('lease_ended', `lease ${id} is ${r.status}; lease again`);
+    await this.leasesRepo.setExpiry(id, Math.max(r.expires_at, Date.now()) + Math.round(hours * 3_600_000));
+    return this.lease(p, id);
+  }
+
+  async releaseLease(p: Principal, id: string): Promise<Lease> {
+    await this.expireLeases();
+    const r = await this.leaseRow(p, id);
+    if (r.status === 'active') await this.endLease(r, 'released', Date.now());
+    return this.lease(p, id);
+  }
+
+  /** Ends every lease whose time is up; runs on a timer and before anything reads leases. */
+  async expireLeases(now = Date.now()): Promise<void> {
+    for (const r of await this.leasesRepo.due(now)) await this.endLease(r, 'expired', r.expires_at);
+  }
+
+  /** Ends an active lease (once, whoever else tries too) and stops its jobs; true when this call ended it. */
+  async endLease(r: Pick<LeaseRow, 'id'>, status: 'released' | 'expired', at: number, jobReason?: string): Promise<boolean> {
+    if (!(await this.leasesRepo.end(r.id, status, at))) return false;
+    await this.leaseEnded(r.id, jobReason ?? (status === 'expired' ? 'lease expired' : 'lease released'));
+    return true;
+  }
+
+  /** Any account's lease as metered now (for the spend controls, which watch every account). */
+  async leaseById(id: string): Promise<Lease | undefined> {
+    const r = await this.leasesRepo.get(id);
+    return r && this.toLease(r);
+  }
+
+  /** Ends an active lease now on the broker's own account (a cap, a limit, idleness); its jobs stop with `jobReason`. */
+  endActiveLease(id: string, jobReason: string, at = Date.now()): Promise<boolean> {
+    return this.endLease({ id }, 'released', at, jobReason);
+  }
+}
+
+/** Milliseconds of r's current time away that fall before `end` (0 while its worker is connected). */
+export function awayMs(r: LeaseRow, end: number): number {
+  return r.away_since === null ? 0 : Math.max(0, end - Math.max(r.away_since, r.created_at));
+}
