@@ -7,7 +7,7 @@ import { dirname, isAbsolute, join, parse, relative, resolve, sep } from 'node:p
 import { isNotebookEntry, type Job } from '../shared/protocol';
 import type { BrokerClient } from './api';
 import { toRelPosix } from './files';
-import { uploadWorkspace, type UploadProgress, type UploadStats } from './workspace';
+import { isIgnored, uploadWorkspace, type UploadProgress, type UploadStats } from './workspace';
 
 /** Files brought back when the person names none: weights and checkpoints, and outputs/. */
 export const DEFAULT_OUTPUTS: readonly string[] = ['**/*.pt', '**/*.pth', '**/*.safetensors', '**/*.ckpt', 'outputs/**'];
@@ -42,9 +42,15 @@ function isInside(root: string, p: string): boolean {
 /** Where a run's files come from: the root to upload and the entry relative to it. */
 export function runLayout(entry: string, opts: { workdir?: string; within?: string } = {}): { root: string; entry: string } {
   const abs = resolve(entry);
-  const root = opts.workdir !== undefined ? resolve(opts.workdir) : findProjectRoot(abs, { within: opts.within });
+  let root = opts.workdir !== undefined ? resolve(opts.workdir) : findProjectRoot(abs, { within: opts.within });
   if (!existsSync(root) || !statSync(root).isDirectory()) throw new Error(`${root} is not a folder`);
   if (!isInside(root, abs) || root === abs) throw new Error(`${abs} is not inside ${root}: the entry must be inside the folder that is uploaded`);
+  if (isIgnored(root, toRelPosix(root, abs))) {
+    // The project's .gitignore / .hearthignore leaves the entry out (a scratch folder in a repo):
+    // its own folder is what can run; a folder named with --workdir is the renter's word.
+    if (opts.workdir !== undefined) throw new Error(`${toRelPosix(root, abs)} is ignored in ${root} (.gitignore or .hearthignore), so it would not be uploaded`);
+    root = dirname(abs);
+  }
   return { root, entry: toRelPosix(root, abs) };
 }
 

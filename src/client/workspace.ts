@@ -54,6 +54,33 @@ async function saveHashCache(root: string, cache: HashCache): Promise<void> {
   }
 }
 
+/**
+ * Whether a scan of `root` would leave out `rel` (forward slashes): the same rules as the scan,
+ * applied along the path only, so a run can say so before it uploads a folder without its entry.
+ */
+export function isIgnored(root: string, rel: string): boolean {
+  const rootRules = ignore().add(ALWAYS_IGNORED);
+  try {
+    rootRules.add(readFileSync(join(root, '.hearthignore'), 'utf8'));
+  } catch {
+    /* no .hearthignore */
+  }
+  const parts = rel.split('/');
+  const rules: { prefix: string; ig: Ignore }[] = [];
+  let relDir = '';
+  for (const [i, name] of parts.entries()) {
+    try {
+      rules.push({ prefix: relDir, ig: ignore().add(readFileSync(join(root, relDir, '.gitignore'), 'utf8')) });
+    } catch {
+      /* no .gitignore here */
+    }
+    const asked = relDir + name + (i < parts.length - 1 ? '/' : '');
+    if (rootRules.ignores(asked) || rules.some(({ prefix, ig }) => ig.ignores(asked.slice(prefix.length)))) return true;
+    relDir += name + '/';
+  }
+  return false;
+}
+
 export async function scanWorkspace(root: string): Promise<ScannedWorkspace> {
   const rootStat = await stat(root);
   if (!rootStat.isDirectory()) throw new Error(`${root} is not a folder`);

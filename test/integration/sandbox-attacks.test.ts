@@ -253,7 +253,8 @@ describe('sandbox attacks: what a stranger\'s job tries on a worker', function (
       assert.equal(env.PYTHONUNBUFFERED, '1');
       assert.ok(env.HOME && env.HOME !== process.env.HOME, `HOME=${env.HOME}`);
       // HF_HOME: the account's Hugging Face cache on this worker (src/worker/hf-cache.ts).
-      const allowed = /^(PATH|LANG|LANGUAGE|LC_\w+|TZ|TERM|HOME|HF_HOME|LD_LIBRARY_PATH|PYTHON\w+|HEARTH_\w+|CUDA_\w+|RENTER_SETTING|WANDB_MODE|PWD|SHLVL|_)$/;
+      // COLUMNS/LINES: the terminal size a job's progress bars are drawn for.
+      const allowed = /^(PATH|LANG|LANGUAGE|LC_\w+|TZ|TERM|COLUMNS|LINES|HOME|HF_HOME|LD_LIBRARY_PATH|PYTHON\w+|HEARTH_\w+|CUDA_\w+|RENTER_SETTING|WANDB_MODE|PWD|SHLVL|_)$/;
       for (const k of Object.keys(env)) assert.match(k, allowed, `${k} leaked into the job`);
     });
   });

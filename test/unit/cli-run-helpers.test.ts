@@ -4,6 +4,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { findProjectRoot, jobEnv, runLayout } from '../../src/client/submit-run';
+import { isIgnored } from '../../src/client/workspace';
 import { EXIT, exitCodeOf } from '../../src/cli/exit-codes';
 import { TailBuffer } from '../../src/cli/job-output';
 
@@ -41,6 +42,20 @@ describe('project root of a run', () => {
     assert.throws(() => runLayout(join(dir, 'home/proj/src/deep/train.py'), { workdir: join(dir, 'home/other') }), /not a folder/);
     mkdirSync(join(dir, 'home/other'));
     assert.throws(() => runLayout(join(dir, 'home/proj/src/deep/train.py'), { workdir: join(dir, 'home/other') }), /not inside/);
+  });
+
+  it('a script the project ignores (a scratch folder in a repo) runs from its own folder; --workdir then says why not', () => {
+    mkdirSync(join(dir, 'repo/.git'), { recursive: true });
+    mkdirSync(join(dir, 'repo/scratch/try'), { recursive: true });
+    writeFileSync(join(dir, 'repo/.gitignore'), 'scratch/\n*.log\n');
+    writeFileSync(join(dir, 'repo/scratch/try/peek.py'), 'print(1)\n');
+    writeFileSync(join(dir, 'repo/train.py'), 'print(1)\n');
+    assert.deepEqual(runLayout(join(dir, 'repo/train.py')), { root: join(dir, 'repo'), entry: 'train.py' });
+    assert.deepEqual(runLayout(join(dir, 'repo/scratch/try/peek.py')), { root: join(dir, 'repo/scratch/try'), entry: 'peek.py' });
+    assert.throws(() => runLayout(join(dir, 'repo/scratch/try/peek.py'), { workdir: join(dir, 'repo') }), /scratch\/try\/peek\.py is ignored in .*repo \(\.gitignore or \.hearthignore\)/);
+    assert.equal(isIgnored(join(dir, 'repo'), 'scratch/try/peek.py'), true);
+    assert.equal(isIgnored(join(dir, 'repo'), 'train.py'), false);
+    assert.equal(isIgnored(join(dir, 'repo'), '.git/config'), true);
   });
 
   it('a script gets PYTHONPATH=. (the project root) unless the renter sets one; a notebook does not', () => {
