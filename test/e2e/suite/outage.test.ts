@@ -53,6 +53,8 @@ export function defineOutageTests(): void {
     let token: string | undefined;
     let realUrl: string;
 
+    let made: string | undefined;
+
     before(async () => {
       const api = await hearth();
       const client = (await api.client())!;
@@ -63,7 +65,7 @@ export function defineOutageTests(): void {
       // a hung request is given up after a second here (15 s by default)
       await vscode.workspace.getConfiguration('hearth').update('requestTimeoutSeconds', 1, vscode.ConfigurationTarget.Global);
       await command(api, CommandId.connect, { url: relay.url, token });
-      if (!(await client.leases()).some((l) => l.status === 'active')) await client.createLease({ count: 1, hours: 1 });
+      if (!(await client.leases()).some((l) => l.status === 'active')) made = (await client.createLease({ count: 1, hours: 1 })).id;
       if ((await client.jobs()).length === 0) throw new Error('the runs tests ran a job before this suite');
     });
 
@@ -71,6 +73,8 @@ export function defineOutageTests(): void {
       const api = await hearth();
       await relay?.down();
       await command(api, CommandId.connect, { url: realUrl, token });
+      // the device is free again for the suites after this one
+      if (made) await (await api.client())!.releaseLease(made);
       const cfg = vscode.workspace.getConfiguration('hearth');
       await cfg.update('requestTimeoutSeconds', undefined, vscode.ConfigurationTarget.Global);
       await cfg.update('brokerUrl', undefined, vscode.ConfigurationTarget.Global);
