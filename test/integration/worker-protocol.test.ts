@@ -332,10 +332,12 @@ describe('worker protocol against a scripted broker peer', function () {
     const asks = peer.blobRequests.filter((r) => r.sha === sha(big));
     assert.equal(asks.length, 3, JSON.stringify(asks.map((a) => a.range)));
     assert.equal(asks[0]!.range, undefined);
-    // Each retry continues from what had arrived (at most the half the peer sent before the cut).
+    // Each retry continues from what had reached the partial file (at most the half the peer sent
+    // before the cut). How much of the second cut's half was written before the reset is up to
+    // the sockets' timing, possibly none: the third ask starts no earlier than the second.
     const starts = asks.slice(1).map((a) => Number(/^bytes=(\d+)-$/.exec(a.range ?? '')?.[1]));
     assert.ok(starts[0]! > 0 && starts[0]! <= 1_500_000, `second ask starts at ${starts[0]}`);
-    assert.ok(starts[1]! > starts[0]! && starts[1]! <= starts[0]! + (big.length - starts[0]!) / 2, `third ask starts at ${starts[1]}`);
+    assert.ok(starts[1]! >= starts[0]! && starts[1]! <= starts[0]! + (big.length - starts[0]!) / 2, `third ask starts at ${starts[1]}`);
   });
 
   it('fails a job whose blob does not match its hash, without running it', async () => {
