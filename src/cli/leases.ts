@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { accountSpendText, leaseLimitsText, leasePriceText } from '../shared/money';
+import { networkShort } from '../shared/network-text';
 import { Credits, type Lease } from '../shared/protocol';
 import { clientFor, DurationFlag, flag, globals, idArg, PositiveInt, PositiveNumber } from './context';
 import { formatBytes, formatDuration, printJson, table } from './output';
@@ -53,10 +54,11 @@ export function registerLeaseCommands(program: Command): void {
             o.stack ? (o.stack.kernels ? 'yes' : 'no') : '?',
             o.stack?.driver ?? '-',
             o.stack?.diskFreeBytes !== undefined ? formatBytes(o.stack.diskFreeBytes) : '?',
+            networkShort(o.stack),
             o.workerName,
             o.workerId,
           ]),
-          ['MODEL', 'VRAM', 'FREE', 'PRICE/H', 'RELIABILITY', 'PYTHON', 'NOTEBOOKS', 'DRIVER', 'DISK FREE', 'WORKER', 'WORKER ID'],
+          ['MODEL', 'VRAM', 'FREE', 'PRICE/H', 'RELIABILITY', 'PYTHON', 'NOTEBOOKS', 'DRIVER', 'DISK FREE', 'NETWORK', 'WORKER', 'WORKER ID'],
         ),
       );
     });

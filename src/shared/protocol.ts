@@ -88,6 +88,12 @@ export const PythonStack = z.object({
   driver: z.string().max(50).nullable().optional(),
   /** free bytes on the disk of the worker's data dir when it connected (environments and jobs go there) */
   diskFreeBytes: z.number().int().min(0).optional(),
+  /**
+   * what a session's own network reaches: 'internet' (through NAT; never the host, its LAN or other
+   * sessions), 'none' (its own loopback only), 'host' (the worker's network, shared: unsandboxed);
+   * absent from older workers, whose sessions share the host's network
+   */
+  network: z.enum(['internet', 'none', 'host']).optional(),
 });
 export type PythonStack = z.infer<typeof PythonStack>;
 
