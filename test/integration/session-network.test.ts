@@ -318,11 +318,6 @@ describe('session networks: a network of its own for every session (issue 14)', 
       const kev = (rid: string | null) => events.flatMap((e) => (e.body.type === 'kernel' && e.body.requestId === rid ? [e.body as KernelEvent] : []));
       try {
         await waitFor('bob\'s kernel to be idle', () => kev(null).some((e) => e.msgType === 'status' && e.content.execution_state === 'idle') || undefined, 120_000, 50);
-        const info = (await bob.kernelRequest(kernel.id, { type: 'execute', code: 'import json, ipykernel.connect as c\nprint(json.loads(c.get_connection_info())["transport"])' })).requestId;
-        await waitFor('the transport', () => kev(info).some((e) => e.msgType === 'execute_reply') || undefined, 60_000, 25);
-        const transport = kev(info).filter((e) => e.msgType === 'stream').map((e) => String(e.content.text)).join('').trim();
-        assert.equal(transport, 'ipc', 'the kernel listens on IPC sockets in a private folder, not TCP');
-
         const loop = (await bob.kernelRequest(kernel.id, { type: 'execute', code: `import time\nfor i in range(150):\n    print("${marker}", i, flush=True)\n    time.sleep(0.1)` })).requestId;
         await waitFor('bob\'s cell to print', () => kev(loop).some((e) => e.msgType === 'stream') || undefined, 60_000, 25);
         const snoop = await runJob({ ...n!, admin: alice }, { 'snoop.py': SNOOP }, 'snoop.py');
@@ -333,6 +328,12 @@ describe('session networks: a network of its own for every session (issue 14)', 
         assert.ok(!r.text.includes(marker), `alice's job read bob's kernel (${r.messages} messages from ports ${r.ports.join(',')})`);
         assert.deepEqual(r.ports, [], 'nothing of the host or of other sessions listens in the job\'s network');
         assert.ok(kev(loop).some((e) => e.msgType === 'stream' && String(e.content.text).includes(marker)), 'bob\'s own kernel worked all along');
+        await bob.kernelRequest(kernel.id, { type: 'interrupt' });
+        await waitFor('the interrupted cell', () => kev(loop).some((e) => e.msgType === 'execute_reply') || undefined, 60_000, 25);
+        const info = (await bob.kernelRequest(kernel.id, { type: 'execute', code: 'import json, ipykernel.connect as c\nprint(json.loads(c.get_connection_info())["transport"])' })).requestId;
+        await waitFor('the transport', () => kev(info).some((e) => e.msgType === 'execute_reply') || undefined, 60_000, 25);
+        const transport = kev(info).filter((e) => e.msgType === 'stream').map((e) => String(e.content.text)).join('').trim();
+        assert.equal(transport, 'ipc', 'the kernel listens on IPC sockets in a private folder, not TCP');
       } finally {
         await bob.kernelRequest(kernel.id, { type: 'interrupt' }).catch(() => undefined);
         ac.abort();
