@@ -198,8 +198,9 @@ export async function attachInternet(net: Extract<SessionNetwork, { kind: 'inter
     kill(holder);
   };
   try {
-    // The holder keeps the namespace until close (or until the worker dies: its stdin closes).
-    holder = spawn(t.unshare, ['--net', '--', 'sh', '-c', `printf '%s\\n' "$@" | ${t.ip} -batch - && echo ready && exec cat >/dev/null`, 'sh', ...routes], {
+    // The holder keeps the namespace until close (or until the worker dies: its stdin closes);
+    // `cat` echoes nothing, as nothing is written to it.
+    holder = spawn(t.unshare, ['--net', '--', 'sh', '-c', `printf '%s\\n' "$@" | ${t.ip} -batch - && echo ready && exec cat`, 'sh', ...routes], {
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     const h = holder;
@@ -219,7 +220,8 @@ export async function attachInternet(net: Extract<SessionNetwork, { kind: 'inter
     slirp = spawn(
       t.slirp4netns,
       ['--configure', '--mtu=65520', '--disable-host-loopback', '--enable-sandbox', '--enable-seccomp', `--cidr=${cidr}`, '--ready-fd=3', '--exit-fd=4', '--netns-type=path', netns, 'tap0'],
-      { stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'] },
+      // Its stdout is a pipe too (it prints there): nothing of ours writes to a path such as /dev/null.
+      { stdio: ['ignore', 'pipe', 'pipe', 'pipe', 'pipe'] },
     );
     const s = slirp;
     let serr = '';
@@ -236,6 +238,7 @@ export async function attachInternet(net: Extract<SessionNetwork, { kind: 'inter
     // Once ready its messages are of no interest; reading them keeps its pipe from filling.
     s.stderr!.removeAllListeners('data');
     s.stderr!.resume();
+    s.stdout!.resume();
     h.stderr!.removeAllListeners('data');
     h.stderr!.resume();
     return { enter: [t.nsenter, `--net=${netns}`, '--'], resolvConf: resolvConf(net.dir, slirpAddress(cidr, 3)), close };
