@@ -37,9 +37,22 @@ if ! command -v bwrap >/dev/null; then
   fi
 fi
 
+# Each session gets a network namespace of its own; its internet goes through slirp4netns (user-mode
+# NAT; session-network.ts says why not pasta), behind routes set with iproute2's ip. Without them
+# a root worker's sessions get loopback only, with a warning, so this never fails setup.
+if ! command -v slirp4netns >/dev/null || ! { command -v ip >/dev/null || [[ -x /usr/sbin/ip || -x /sbin/ip ]]; }; then
+  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+    log "installing slirp4netns and iproute2 (the sessions' own networks)"
+    { apt-get -o DPkg::Lock::Timeout=600 update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq slirp4netns iproute2 >/dev/null; } ||
+      log "could not install slirp4netns; sessions will have no internet" >&2
+  else
+    log "slirp4netns or ip is missing: sessions will have no internet (as root: apt-get install slirp4netns iproute2)" >&2
+  fi
+fi
+
 # A worker run as root hands each job to an unprivileged user with setpriv, and without cgroups
 # limits jobs with prlimit: both are util-linux, present on Debian and Ubuntu unless stripped.
-for tool in setpriv prlimit; do
+for tool in setpriv prlimit unshare nsenter; do
   command -v "$tool" >/dev/null || log "missing $tool (util-linux): a root worker cannot run jobs without setpriv; apt-get install util-linux" >&2
 done
 
