@@ -460,8 +460,10 @@ export class EnvCache {
       let overDisk: string | null = null;
       const diskTimer = setInterval(() => {
         void diskUsage([dir, home]).then((u) => {
-          if (overDisk !== null || u.bytes <= conf.limits.diskBytes) return;
-          overDisk = `disk limit: ${formatBytes(conf.limits.diskBytes)} exceeded while installing the packages of ${req.source}`;
+          if (overDisk !== null || (u.bytes <= conf.limits.diskBytes && !u.truncated)) return;
+          overDisk = u.truncated
+            ? `disk limit: the install's folder cannot be measured whole (${u.why ?? 'unknown'}) while installing the packages of ${req.source}`
+            : `disk limit: ${formatBytes(conf.limits.diskBytes)} exceeded while installing the packages of ${req.source}`;
           onAbort();
         });
       }, this.opts.diskCheckMs ?? 2000);
