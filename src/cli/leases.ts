@@ -12,7 +12,7 @@ function leaseRows(leases: Lease[]): string {
   return table(
     leases.map((l) => [
       l.id,
-      l.status === 'active' || !l.endReason || l.endReason === l.status ? l.status : `${l.status} (${l.endReason})`,
+      l.status === 'active' && l.waitingFor ? 'waiting' : l.status === 'active' || !l.endReason || l.endReason === l.status ? l.status : `${l.status} (${l.endReason})`,
       `${l.count}× ${l.gpuModel}`,
       l.workerName,
       l.status === 'active' ? formatDuration(l.expiresAt - now) : '',
@@ -20,7 +20,9 @@ function leaseRows(leases: Lease[]): string {
       `${leaseLimitsText(l)}${l.spendWarning && l.status === 'active' ? ' ⚠' : ''}`,
     ]),
     ['LEASE', 'STATUS', 'DEVICES', 'WORKER', 'TIME LEFT', 'COST', 'LIMITS'],
-  ) + leases.filter((l) => l.status === 'active' && l.spendWarning).map((l) => `warning: ${l.id}: ${l.spendWarning}\n`).join('');
+  ) +
+    leases.filter((l) => l.status === 'active' && l.waitingFor).map((l) => `waiting: ${l.id}: for ${l.waitingFor}\n`).join('') +
+    leases.filter((l) => l.status === 'active' && l.spendWarning).map((l) => `warning: ${l.id}: ${l.spendWarning}\n`).join('');
 }
 
 /** `--max-cost` and `--idle-release` of `hearth lease` and `hearth run`, for the lease request. */
@@ -82,6 +84,7 @@ export function registerLeaseCommands(program: Command): void {
       process.stderr.write(
         `leased ${lease.count}× ${lease.gpuModel} on ${lease.workerName} until ${new Date(lease.expiresAt).toLocaleString()} (${leasePriceText(lease, hours)}${limits ? `; ${limits}` : ''})\n`,
       );
+      if (lease.waitingFor) process.stderr.write(`waiting for ${lease.waitingFor}\n`);
     });
 
   program
