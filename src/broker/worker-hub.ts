@@ -216,6 +216,8 @@ export class WorkerHub implements WorkerLink {
           message: `the worker sent an invalid event (${kind}: ${why.replace(/^body\./, '').slice(0, 500)}); it was dropped`,
         });
       }
+      // A worker whose hello is refused (a name with control characters, say) is told why and let go.
+      if (!conn) return fail(`invalid hello: ${why}`);
       return this.reject(socket, `invalid message: ${why}`);
     }
     const msg = parsed.data;
