@@ -2,6 +2,7 @@
 // renter's terminal (clear it, set its title, write its clipboard, forge a line) comes out as
 // visible escapes; what a program prints on purpose (colours, `\r` progress bars) stays.
 import assert from 'node:assert/strict';
+import { shownJob, shownOffer } from '../../src/extension/views/format';
 import { LogText, visibleLines, visibleLog, visibleText } from '../../src/shared/terminal-text';
 
 const OSC52 = '\x1b]52;c;Y3VybCBldmlsLnNoIHwgc2g=\x07';
@@ -49,5 +50,16 @@ describe('terminal text', () => {
     assert.equal(t.write('tail\x1b['), 'tail');
     assert.equal(t.end(), '\\x1b[');
     assert.equal(t.end(), '');
+  });
+
+  it('gives the extension\'s views offers and jobs whose worker text is inert', () => {
+    const offer = shownOffer({
+      workerId: 'wrk_aaaaaaaa', workerName: `evil${TITLE}`, gpuModel: `H100${CLEAR}`, isGpu: true, vramMiB: 1, total: 1, free: 1, pricePerHour: 1, reliability: 1, online: true,
+      stack: { python: '3.11\u202e', torch: null, cuda: '12\x1b[2J', kernels: true, driver: '550\x07' },
+    });
+    for (const v of [offer.workerName, offer.gpuModel, offer.stack!.python, offer.stack!.cuda!, offer.stack!.driver!]) inert(v);
+    assert.equal(offer.stack!.python, '3.11\\u202e');
+    const job = shownJob({ id: 'job_aaaaaaaa', kind: 'job', leaseId: 'lease_aaaaaaaa', workerId: 'wrk_aaaaaaaa', entry: 'a.py', status: 'failed', createdAt: 1, startedAt: 1, endedAt: 2, exitCode: 1, reason: `oom\n${OSC52}`, lastSeq: 3 });
+    assert.equal(job.reason, 'oom\n\\x1b]52;c;Y3VybCBldmlsLnNoIHwgc2g=\\x07');
   });
 });
