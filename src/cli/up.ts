@@ -5,7 +5,7 @@ import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { resolveDataDir } from '../client/config';
 import { flag, globals, NonNegative, PortFlag, PositiveNumber, UsageError } from './context';
-import { ByteSize, DEFAULT_LIMITS, formatBytes, PidCount } from '../worker/limits';
+import { ByteSize, DEFAULT_KEPT_JOBS_BYTES, DEFAULT_LIMITS, formatBytes, PidCount } from '../worker/limits';
 import { DEFAULT_JOB_USER, SANDBOX_MODES, type SandboxMode } from '../worker/sandbox';
 import { JOB_NETWORK_MODES, type JobNetworkMode } from '../worker/session-network';
 import { DEFAULT_HF_CACHE_MAX_BYTES } from '../worker/hf-cache';
@@ -32,6 +32,7 @@ interface WorkerFlags {
   tailMaxJob?: string;
   hfCacheMax?: string;
   envCacheMax?: string;
+  keptJobsMax?: string;
 }
 
 /** Loads the server bundle (dist/server.js) on demand; from source (tests via tsx) the module itself. */
@@ -60,6 +61,7 @@ function workerSettings(f: WorkerFlags): ServerEntry.WorkerSettings {
     tailMaxJobBytes: size('tail-max-job', f.tailMaxJob),
     hfCacheMaxBytes: f.hfCacheMax === undefined ? undefined : f.hfCacheMax.trim() === '0' ? 0 : size('hf-cache-max', f.hfCacheMax),
     envCacheMaxBytes: size('env-cache-max', f.envCacheMax),
+    keptJobsMaxBytes: f.keptJobsMax === undefined ? undefined : f.keptJobsMax.trim() === '0' ? 0 : size('kept-jobs-max', f.keptJobsMax),
   };
 }
 
@@ -144,7 +146,8 @@ export function registerServerCommands(program: Command): void {
       .option('--tail-max-file <size>', `bytes of one TensorBoard file the worker reads (default ${formatBytes(DEFAULT_MAX_FILE_BYTES)})`)
       .option('--tail-max-job <size>', `bytes of one job's TensorBoard files the worker reads (default ${formatBytes(DEFAULT_MAX_JOB_BYTES)})`)
       .option('--hf-cache-max <size>', `size of the per-account Hugging Face caches together, least recently used models evicted; 0 turns them off (default ${formatBytes(DEFAULT_HF_CACHE_MAX_BYTES)})`)
-      .option('--env-cache-max <size>', `disk for the environments built from runs' requirements; least recently used go past it (default ${formatBytes(DEFAULT_ENV_CACHE_BYTES)})`);
+      .option('--env-cache-max <size>', `disk for the environments built from runs' requirements; least recently used go past it (default ${formatBytes(DEFAULT_ENV_CACHE_BYTES)})`)
+      .option('--kept-jobs-max <size>', `disk the folders of finished jobs kept for you to look into may take together, the oldest removed first; 0 keeps none (default ${formatBytes(DEFAULT_KEPT_JOBS_BYTES)})`);
 
   program
     .command('broker')

@@ -2,7 +2,7 @@
 // the broker, offers this host's GPUs (or its CPU), runs the jobs the broker assigns, and makes
 // sure every event of every job reaches the broker's durable log exactly in order, across
 // reconnects and broker restarts.
-import { mkdir, readdir, readFile, rename, rm, stat, statfs, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, stat, statfs, writeFile } from 'node:fs/promises';
 import * as os from 'node:os';
 import { join } from 'node:path';
 import { BrokerClient, normalizeBrokerUrl } from '../client/api';
@@ -17,8 +17,9 @@ import { pickPython } from './python-probe';
 import { fitEvent, MAX_EVENT_BYTES } from './event-size';
 import { probeDevices, queryDriverVersion } from './gpu-probe';
 import { DEFAULT_ENV_CACHE_BYTES, ENVS_DIR, EnvCache } from './env-cache';
+import { diskUsage, removeTree } from './disk-usage';
 import { JobRun, type LogFn, type LogLevel } from './job-run';
-import { DEFAULT_LIMITS, formatBytes, prepareLimits, type JobLimits, type LimitBackend } from './limits';
+import { DEFAULT_KEPT_JOBS_BYTES, DEFAULT_LIMITS, formatBytes, prepareLimits, type JobLimits, type LimitBackend } from './limits';
 import { locatePython, prepareSandbox, type PythonLocation, type Sandbox, type SandboxMode } from './sandbox';
 import { prepareSessionNetwork, type JobNetworkMode, type SessionNetworkKind } from './session-network';
 import { TelemetrySampler } from './telemetry';
@@ -52,6 +53,8 @@ export interface WorkerOptions {
    * ones); older ones are removed. Default 10.
    */
   keepFinishedJobDirs?: number;
+  /** disk the kept folders of finished jobs may take together; the oldest go first past it. Default 20 GiB */
+  keptJobsMaxBytes?: number;
   /**
    * How jobs are confined (see sandbox.ts). 'auto' (default): under bubblewrap when it works
    * here, else unsandboxed with a warning; 'bwrap': required, jobs fail without it; 'none': not.
@@ -138,7 +141,9 @@ class Worker {
   private id: string | undefined;
   private readonly jobs = new Map<string, JobEntry>();
   private readonly tombstones = new Set<string>();
-  private readonly finishedDirs: string[] = [];
+  private readonly finishedDirs: { id: string; bytes: number }[] = [];
+  /** kept folders are measured and removed one job at a time */
+  private retiring: Promise<void> = Promise.resolve();
   private readonly log: LogFn;
   private readonly client: BrokerClient;
   private readonly brokerUrls: string[];
@@ -429,18 +434,28 @@ class Worker {
 
   /**
    * A finished job's outputs are uploaded and its log is durable: its folder now only costs the
-   * provider disk. The newest few stay for inspection; older ones go.
+   * provider disk. The newest few stay for inspection, together no more than keptJobsMaxBytes
+   * (measured when each is kept); older ones go first. One that cannot be measured whole (nested
+   * past what a path can name) is not kept.
    */
-  private retireJobDir(jobId: string): void {
-    this.finishedDirs.push(jobId);
-    const keep = Math.max(0, this.opts.keepFinishedJobDirs ?? 10);
-    while (this.finishedDirs.length > keep) {
-      const old = this.finishedDirs.shift()!;
-      if (this.jobs.has(old)) continue; // assigned again meanwhile (not expected): leave it be
-      rm(join(this.opts.workDir, 'jobs', old), { recursive: true, force: true }).catch((err: Error) =>
-        this.log('warn', 'could not remove a finished job folder', { jobId: old, err: err.message }),
-      );
-    }
+  private retireJobDir(jobId: string): Promise<void> {
+    this.retiring = this.retiring.then(async () => {
+      const dir = join(this.opts.workDir, 'jobs', jobId);
+      const used = await diskUsage([dir]);
+      this.finishedDirs.push({ id: jobId, bytes: used.truncated ? Infinity : used.bytes });
+      const keep = Math.max(0, this.opts.keepFinishedJobDirs ?? 10);
+      const cap = this.opts.keptJobsMaxBytes ?? DEFAULT_KEPT_JOBS_BYTES;
+      let total = this.finishedDirs.reduce((a, d) => a + d.bytes, 0);
+      while (this.finishedDirs.length > keep || (this.finishedDirs.length > 0 && total > cap)) {
+        const old = this.finishedDirs.shift()!;
+        total -= old.bytes;
+        if (this.jobs.has(old.id)) continue; // assigned again meanwhile (not expected): leave it be
+        await removeTree(join(this.opts.workDir, 'jobs', old.id)).catch((err: Error) =>
+          this.log('warn', 'could not remove a finished job folder', { jobId: old.id, err: err.message }),
+        );
+      }
+    });
+    return this.retiring;
   }
 
   /** Folders left by an earlier run of this worker are finished jobs too, oldest first. */
@@ -452,7 +467,7 @@ class Worker {
       const st = await stat(join(dir, e.name)).catch(() => undefined);
       if (st) found.push({ id: e.name, mtime: st.mtimeMs });
     }
-    for (const f of found.sort((a, b) => a.mtime - b.mtime)) this.retireJobDir(f.id);
+    for (const f of found.sort((a, b) => a.mtime - b.mtime)) void this.retireJobDir(f.id);
   }
 
   private onJob(a: JobAssignment): void {
