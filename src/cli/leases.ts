@@ -2,7 +2,9 @@
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { accountSpendText, leaseLimitsText, leasePriceText } from '../shared/money';
+import { networkShort } from '../shared/network-text';
 import { Credits, type Lease } from '../shared/protocol';
+import { visibleText } from '../shared/terminal-text';
 import { clientFor, DurationFlag, flag, globals, idArg, PositiveInt, PositiveNumber } from './context';
 import { formatBytes, formatDuration, printJson, table } from './output';
 
@@ -55,10 +57,11 @@ export function registerLeaseCommands(program: Command): void {
             o.stack ? (o.stack.kernels ? 'yes' : 'no') : '?',
             o.stack?.driver ?? '-',
             o.stack?.diskFreeBytes !== undefined ? formatBytes(o.stack.diskFreeBytes) : '?',
+            networkShort(o.stack),
             o.workerName,
             o.workerId,
           ]),
-          ['MODEL', 'VRAM', 'FREE', 'PRICE/H', 'RELIABILITY', 'PYTHON', 'NOTEBOOKS', 'DRIVER', 'DISK FREE', 'WORKER', 'WORKER ID'],
+          ['MODEL', 'VRAM', 'FREE', 'PRICE/H', 'RELIABILITY', 'PYTHON', 'NOTEBOOKS', 'DRIVER', 'DISK FREE', 'NETWORK', 'WORKER', 'WORKER ID'],
         ),
       );
     });
@@ -80,7 +83,7 @@ export function registerLeaseCommands(program: Command): void {
       process.stdout.write(`${lease.id}\n`);
       const limits = leaseLimitsText(lease);
       process.stderr.write(
-        `leased ${lease.count}× ${lease.gpuModel} on ${lease.workerName} until ${new Date(lease.expiresAt).toLocaleString()} (${leasePriceText(lease, hours)}${limits ? `; ${limits}` : ''})\n`,
+        `leased ${lease.count}× ${visibleText(lease.gpuModel)} on ${visibleText(lease.workerName)} until ${new Date(lease.expiresAt).toLocaleString()} (${leasePriceText(lease, hours)}${limits ? `; ${limits}` : ''})\n`,
       );
       if (lease.waitingFor) process.stderr.write(`waiting for ${lease.waitingFor}\n`);
     });

@@ -12,7 +12,7 @@ import { VERSION } from './version';
 
 export type WorkerSettings = Pick<
   WorkerOptions,
-  | 'python' | 'nvidiaSmi' | 'pricePerHour' | 'name' | 'killGraceMs' | 'sandbox' | 'hidePaths'
+  | 'python' | 'nvidiaSmi' | 'pricePerHour' | 'name' | 'killGraceMs' | 'sandbox' | 'jobNetwork' | 'hidePaths'
   | 'jobUser' | 'jobMemoryBytes' | 'jobPids' | 'jobDiskBytes' | 'jobTmpBytes' | 'tailMaxFileBytes' | 'tailMaxJobBytes' | 'hfCacheMaxBytes'
   | 'envCacheMaxBytes' | 'keptJobsMaxBytes'
 >;

@@ -7,6 +7,7 @@ import { resolveDataDir } from '../client/config';
 import { flag, globals, NonNegative, PortFlag, PositiveNumber, UsageError } from './context';
 import { ByteSize, DEFAULT_KEPT_JOBS_BYTES, DEFAULT_LIMITS, formatBytes, PidCount } from '../worker/limits';
 import { DEFAULT_JOB_USER, SANDBOX_MODES, type SandboxMode } from '../worker/sandbox';
+import { JOB_NETWORK_MODES, type JobNetworkMode } from '../worker/session-network';
 import { DEFAULT_HF_CACHE_MAX_BYTES } from '../worker/hf-cache';
 import { DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_JOB_BYTES } from '../worker/tailer';
 import { DEFAULT_ENV_CACHE_BYTES } from '../worker/env-cache';
@@ -20,6 +21,7 @@ interface WorkerFlags {
   name?: string;
   killGrace?: string;
   sandbox?: string;
+  jobNetwork?: string;
   hide?: string[];
   jobUser?: string;
   jobMemory?: string;
@@ -48,6 +50,7 @@ function workerSettings(f: WorkerFlags): ServerEntry.WorkerSettings {
     name: f.name,
     killGraceMs: f.killGrace === undefined ? undefined : flag('kill-grace', NonNegative, f.killGrace) * 1000,
     sandbox: sandboxFlag(f.sandbox),
+    jobNetwork: jobNetworkFlag(f.jobNetwork),
     hidePaths: f.hide?.map((p) => resolve(p)),
     jobUser: f.jobUser,
     jobMemoryBytes: size('job-memory', f.jobMemory),
@@ -68,6 +71,12 @@ function sandboxFlag(v: string | undefined): SandboxMode | undefined {
   if (v === undefined) return undefined;
   if (!(SANDBOX_MODES as readonly string[]).includes(v)) throw new UsageError(`--sandbox must be one of ${SANDBOX_MODES.join(', ')} (got ${JSON.stringify(v)})`);
   return v as SandboxMode;
+}
+
+function jobNetworkFlag(v: string | undefined): JobNetworkMode | undefined {
+  if (v === undefined) return undefined;
+  if (!(JOB_NETWORK_MODES as readonly string[]).includes(v)) throw new UsageError(`--job-network must be one of ${JOB_NETWORK_MODES.join(', ')} (got ${JSON.stringify(v)})`);
+  return v as JobNetworkMode;
 }
 
 /**
@@ -127,6 +136,7 @@ export function registerServerCommands(program: Command): void {
       .option('--name <name>', 'name shown in offers', hostname())
       .option('--kill-grace <seconds>', 'seconds between SIGTERM and SIGKILL when a job is stopped')
       .option('--sandbox <mode>', 'confine jobs with bubblewrap: auto (when it works here), bwrap (required) or none', 'auto')
+      .option('--job-network <mode>', 'what a session\'s own network reaches besides its loopback: internet (through user-mode NAT; never this host, its LAN or other sessions) or none (default internet)')
       .option('--hide <dir>', 'another folder sandboxed jobs must not see, e.g. a broker\'s data dir (repeatable)', (v: string, all: string[] = []) => [...all, v])
       .option('--job-user <user>', `who jobs run as when the worker runs as root: a name, uid or uid:gid, never root (default ${DEFAULT_JOB_USER})`)
       .option('--job-memory <size>', `memory of one job, its /tmp and /dev/shm included, e.g. 8G (default ${formatBytes(DEFAULT_LIMITS.memoryBytes)})`)

@@ -482,6 +482,7 @@ export class EnvCache {
       if (overDisk !== null) throw new Error(overDisk);
       if (code !== 0) throw new Error(pipFailure(req.source, stderrTail, lastCollecting, signal ? `killed by ${signal}` : `exited with code ${code}`));
     } finally {
+      cmd.network?.close();
       const err = await cmd.cgroup?.remove();
       if (err) this.opts.log('warn', 'could not remove the install\'s cgroup', { err });
     }

@@ -348,6 +348,7 @@ export class JobRun {
     try {
       return await this.runProcess(cmd.file, cmd.argv, env, cmd.seccomp, cmd.cgroup);
     } finally {
+      cmd.network?.close();
       const err = await cmd.cgroup?.remove();
       if (err) this.log('warn', 'could not remove the job\'s cgroup', { err });
     }

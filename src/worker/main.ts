@@ -21,6 +21,7 @@ import { diskUsage, removeTree } from './disk-usage';
 import { JobRun, type LogFn, type LogLevel } from './job-run';
 import { DEFAULT_KEPT_JOBS_BYTES, DEFAULT_LIMITS, formatBytes, prepareLimits, type JobLimits, type LimitBackend } from './limits';
 import { locatePython, prepareSandbox, type PythonLocation, type Sandbox, type SandboxMode } from './sandbox';
+import { prepareSessionNetwork, type JobNetworkMode, type SessionNetworkKind } from './session-network';
 import { TelemetrySampler } from './telemetry';
 
 export const WORKER_VERSION = '0.1.0';
@@ -61,6 +62,12 @@ export interface WorkerOptions {
   sandbox?: SandboxMode;
   /** the bwrap binary; default 'bwrap' on PATH */
   bwrapPath?: string;
+  /**
+   * What sandboxed sessions' own network namespaces reach besides their loopback (see
+   * session-network.ts): 'internet' (default) through user-mode NAT, or 'none'. 'host' shares the
+   * host's network as workers before it did: only for the benchmark's baseline, no CLI flag offers it.
+   */
+  jobNetwork?: JobNetworkMode | 'host';
   /** folders the sandbox hides from jobs besides workDir and $HOME (the data dir with the tokens) */
   hidePaths?: string[];
   /**
@@ -159,6 +166,8 @@ class Worker {
   private welcomedOnce = false;
   private initDone: Promise<void> = Promise.resolve();
   private sandbox: Sandbox = { kind: 'none' };
+  /** what the offer says about the sessions' network */
+  private network: SessionNetworkKind = 'host';
   private limitBackend: LimitBackend = { kind: 'rlimit', why: 'not yet decided' };
   private readonly limits: JobLimits;
   private envs: EnvCache | undefined;
@@ -235,6 +244,17 @@ class Worker {
       const user = this.sandbox.user;
       this.log('info', 'jobs run sandboxed under bubblewrap', { hidden: this.sandbox.hide, seccomp: !!this.sandbox.seccomp, user: user ? `${user.name} (${user.uid}:${user.gid})` : 'the worker\'s own' });
     } else if (this.sandbox.kind === 'unavailable') this.log('error', 'jobs will fail: no sandbox', { why: this.sandbox.reason });
+    if (this.sandbox.kind !== 'unavailable') {
+      const network = await prepareSessionNetwork({
+        mode: this.opts.jobNetwork ?? 'internet',
+        sandboxed: this.sandbox.kind === 'bwrap',
+        dir: join(this.opts.workDir, 'net'),
+        warn: (msg, fields) => this.log('warn', msg, fields),
+      });
+      if (this.sandbox.kind === 'bwrap') this.sandbox = { ...this.sandbox, network };
+      this.network = network.kind;
+      if (network.kind !== 'host') this.log('info', `each session has a network namespace of its own: ${network.kind === 'internet' ? 'the internet through slirp4netns, no host or private addresses' : 'loopback only'}`);
+    }
     this.limitBackend = await prepareLimits();
     if (this.isGpuHost) this.driver = await queryDriverVersion(this.opts.nvidiaSmi ?? 'nvidia-smi');
     await this.refreshDiskFree();
@@ -330,7 +350,7 @@ class Worker {
       version: WORKER_VERSION,
       gpus: this.gpus,
       pricePerHour: this.opts.pricePerHour ?? 0,
-      ...(this.stack ? { stack: { ...this.stack, driver: this.driver, ...(this.diskFreeBytes !== undefined ? { diskFreeBytes: this.diskFreeBytes } : {}) } } : {}),
+      ...(this.stack ? { stack: { ...this.stack, driver: this.driver, network: this.network, ...(this.diskFreeBytes !== undefined ? { diskFreeBytes: this.diskFreeBytes } : {}) } } : {}),
       jobs: held.slice(0, 10_000),
     };
   }

@@ -232,8 +232,9 @@ export class JobService {
    * the bytes for this very job (else it could claim any blob whose hash it knows, another
    * account's included), and the path must match the job's output globs (else it could plant a
    * `train.py` in the renter's pull). The refusal reads the same whether or not the hash exists.
+   * Returns what was recorded: `mask`'s artifact (see artifact-mask.ts) when given.
    */
-  async recordArtifact(job: JobRow, a: Artifact): Promise<void> {
+  async recordArtifact(job: JobRow, a: Artifact, mask?: (a: Artifact) => Promise<Artifact>): Promise<Artifact> {
     const spec = await this.jobSpec(job.id);
     if (!outputMatcher(spec.outputs)(a.path)) {
       throw new ArtifactRefused(`artifact ${a.path} refused: it matches none of the job's outputs (${spec.outputs.join(', ') || 'none'})`);
@@ -242,6 +243,9 @@ export class JobService {
     if (size === undefined || size !== a.size) {
       throw new ArtifactRefused(`artifact ${a.path} refused: the worker did not upload these bytes (sha256 ${a.sha256}) for this job`);
     }
-    await this.blobRefs.recordArtifact(job.id, job.account_id, a);
+    // Checked as the worker named it; stored as the renter is to see it (secret values masked).
+    const stored = mask ? await mask(a) : a;
+    await this.blobRefs.recordArtifact(job.id, job.account_id, stored);
+    return stored;
   }
 }
