@@ -169,7 +169,7 @@ export function pipPaths(env: NodeJS.ProcessEnv): string[] {
  * plus the provider's settings for installs: the PIP_* variables, and its pip configuration
  * files. Nothing else of the worker's (cloud keys, Hub tokens) reaches it.
  */
-export function installEnv(home: string, workerEnv: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+function installEnv(home: string, workerEnv: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
   const pip: Record<string, string> = {};
   for (const [k, v] of Object.entries(workerEnv)) if (v !== undefined && k.startsWith('PIP_')) pip[k] = v;
   // pip looks for the user's configuration under HOME, which is the install's own now: the
