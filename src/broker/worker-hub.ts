@@ -25,6 +25,7 @@ import { maskArtifact } from './artifact-mask';
 import type { Secrets } from './secrets';
 import type { BlobStore } from './store/blob-store';
 import type { WorkerCommand } from './store/store';
+import { plausibleTelemetry } from './plausible-telemetry';
 
 interface Conn {
   socket: WebSocket;
@@ -247,7 +248,7 @@ export class WorkerHub implements WorkerLink {
       case 'hello':
         return this.reject(socket, 'hello was already received');
       case 'heartbeat':
-        conn.telemetry = msg.telemetry;
+        conn.telemetry = msg.telemetry && plausibleTelemetry(msg.telemetry);
         return this.broker.touchWorker(conn.workerId);
       case 'job-accepted':
         return this.store.jobs.accept(msg.jobId, conn.workerId, Date.now());
@@ -265,6 +266,7 @@ export class WorkerHub implements WorkerLink {
     try {
       job = await this.broker.events.job(jobId);
       if (!job || job.worker_id !== conn.workerId) return this.reject(conn.socket, `job ${jobId} is not assigned to this worker`);
+      if (body.type === 'telemetry') body = { ...body, gpus: plausibleTelemetry(body.gpus) };
       if (body.type === 'artifact' && !isTerminal(job.status) && wseq === job.last_wseq + 1) {
         try {
           // Stored with secret values masked out of its path, and out of a notebook's outputs.

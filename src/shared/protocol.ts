@@ -98,6 +98,12 @@ export const PythonStack = z.object({
   driver: PlainName(50).nullable().optional(),
   /** free bytes on the disk of the worker's data dir when it connected (environments and jobs go there) */
   diskFreeBytes: z.number().int().min(0).optional(),
+  /**
+   * what a session's own network reaches: 'internet' (through NAT; never the host, its LAN or other
+   * sessions), 'none' (its own loopback only), 'host' (the worker's network, shared: unsandboxed);
+   * absent from older workers, whose sessions share the host's network
+   */
+  network: z.enum(['internet', 'none', 'host']).optional(),
 });
 export type PythonStack = z.infer<typeof PythonStack>;
 
@@ -199,15 +205,24 @@ export const Lease = z.object({
   spendWarning: z.string().nullable().optional(),
   /** why an ended lease ended: released, expired, lease_cap, spend_limit, idle_release */
   endReason: z.string().nullable().optional(),
+  /**
+   * set while the lease waits for its devices (the last job of the lease before it on them is
+   * still stopping): nothing runs and nothing is billed until they are free; createdAt is then
+   * when it got them
+   */
+  waitingFor: z.string().nullable().optional(),
 });
 export type Lease = z.infer<typeof Lease>;
+
+/** the longest a lease may last, renewals included (hours) */
+export const MAX_LEASE_HOURS = 24 * 30;
 
 export const CreateLeaseBody = z
   .object({
     gpuModel: z.string().max(200).optional(),
     workerId: Id.optional(),
     count: z.number().int().min(1).max(64).default(1),
-    hours: z.number().positive().max(24 * 30).default(1),
+    hours: z.number().positive().max(MAX_LEASE_HOURS).default(1),
     /** end the lease (stopping its jobs) when its cost reaches this many credits */
     maxCost: Credits.optional(),
     /** release the lease after this many minutes with nothing queued or running on it */
@@ -216,7 +231,7 @@ export const CreateLeaseBody = z
   .strict();
 export type CreateLeaseBody = z.infer<typeof CreateLeaseBody>;
 
-export const RenewLeaseBody = z.object({ hours: z.number().positive().max(24 * 30) }).strict();
+export const RenewLeaseBody = z.object({ hours: z.number().positive().max(MAX_LEASE_HOURS) }).strict();
 
 // ---------- blobs and workspaces ----------
 

@@ -1,4 +1,5 @@
 import * as vscode from 'vscode';
+import { networkText } from '../../shared/network-text';
 import type { Offer } from '../../shared/protocol';
 import type { BrokerState } from '../services/broker-state';
 import { brokerHost, escapeMarkdown, formatRate, formatReliability, formatVram, rowTooltip } from './format';
@@ -57,6 +58,7 @@ export class OfferItem extends vscode.TreeItem {
               ...(o.stack.diskFreeBytes !== undefined ? [`- disk free on the worker: ${(o.stack.diskFreeBytes / 2 ** 30).toFixed(1)} GiB`] : []),
             ]
           : []),
+        `- network of a session: ${networkText(o.stack)}`,
       ].join('\n'),
     );
     this.iconPath = new vscode.ThemeIcon(
