@@ -7,7 +7,7 @@ import type { BrokerClient } from '../client/api';
 import type { SubmittedRun } from '../client/submit-run';
 import { kernelText } from '../shared/kernel-text';
 import { setupText } from '../shared/setup-text';
-import { LogText, workerWords } from '../shared/terminal-text';
+import { inertJson, LogText, workerWords } from '../shared/terminal-text';
 import { isTerminal, JobStatus, type Job, type JobEvent } from '../shared/protocol';
 import { clientFor, flag, globals, idArg, PositiveInt, UsageError } from './context';
 import { exitCodeOf, type Ending } from './exit-codes';
@@ -130,7 +130,7 @@ export async function logsCommand(jobId: string, o: { follow?: boolean; tail?: s
   if (globals(cmd).json) {
     // NDJSON events; --tail N starts N events before the end.
     const from = tail === undefined ? 0 : Math.max(0, (await client.job(id)).lastSeq - tail);
-    for await (const e of client.events(id, { follow: !!o.follow, from })) await write(process.stdout, JSON.stringify(e) + '\n');
+    for await (const e of client.events(id, { follow: !!o.follow, from })) await write(process.stdout, inertJson(JSON.stringify(e)) + '\n');
     return;
   }
   const { job, ending } = await followLog(client, id, { follow: !!o.follow, tail });
