@@ -7,6 +7,7 @@ import type { BrokerClient } from '../client/api';
 import type { SubmittedRun } from '../client/submit-run';
 import { kernelText } from '../shared/kernel-text';
 import { setupText } from '../shared/setup-text';
+import { LogText, workerWords } from '../shared/terminal-text';
 import { isTerminal, JobStatus, type Job, type JobEvent } from '../shared/protocol';
 import { clientFor, flag, globals, idArg, PositiveInt, UsageError } from './context';
 import { exitCodeOf, type Ending } from './exit-codes';
@@ -23,21 +24,30 @@ export function workerPathPattern(jobId: string): RegExp {
   return new RegExp(`(?:/[^\\s'"/]+)*/jobs/${jobId}/`, 'g');
 }
 
-/** What one event prints, and where. With `jobId`, the worker's path of the job's folder is left out. */
-export function renderEvent(e: JobEvent, opts: { jobId?: string } = {}): Piece[] {
+/** A log's two streams, each keeping a colour sequence cut between two events whole. */
+export type LogTexts = Record<Stream, LogText>;
+export const logTexts = (): LogTexts => ({ stdout: new LogText(), stderr: new LogText() });
+
+/**
+ * What one event prints, and where. Everything in it came from the worker: the job's own output
+ * keeps its colours and `\r` and nothing else a terminal would act on (terminal-text.ts). With
+ * `jobId`, the worker's path of the job's folder is left out.
+ */
+export function renderEvent(e: JobEvent, texts: LogTexts, opts: { jobId?: string } = {}): Piece[] {
   const b = e.body;
   const local = (data: string) => (opts.jobId ? data.replace(workerPathPattern(opts.jobId), '') : data);
-  if (b.type === 'log') return [{ stream: b.stream, data: local(b.data) }];
+  if (b.type === 'log') return [{ stream: b.stream, data: texts[b.stream].write(local(b.data)) }];
   if (b.type === 'kernel') {
     // A notebook run's cell outputs, as a console shows them.
     const t = kernelText(b);
-    return t ? [{ stream: t.stream === 'stdout' ? 'stdout' : 'stderr', data: local(t.data) }] : [];
+    const stream = t?.stream === 'stdout' ? 'stdout' : 'stderr';
+    return t ? [{ stream, data: texts[stream].write(local(t.data)) }] : [];
   }
-  if (b.type === 'notice') return [{ stream: 'stderr', data: `hearth: ${b.level}: ${b.message}\n` }];
-  if (b.type === 'setup') return [{ stream: 'stderr', data: `hearth: ${setupText(b)}\n` }];
+  if (b.type === 'notice') return [{ stream: 'stderr', data: `hearth: ${b.level}: ${workerWords(b.message)}\n` }];
+  if (b.type === 'setup') return [{ stream: 'stderr', data: `hearth: ${workerWords(setupText(b))}\n` }];
   if (b.type === 'status' && isTerminal(b.status) && b.status !== 'succeeded') {
-    const how = b.signal ? (b.reason?.includes(b.signal) ? '' : ` (${b.signal})`) : b.exitCode != null ? ` (exit code ${b.exitCode})` : '';
-    return [{ stream: 'stderr', data: `hearth: job ${b.status}${how}${b.reason ? `: ${b.reason}` : ''}\n` }];
+    const how = b.signal ? (b.reason?.includes(b.signal) ? '' : ` (${workerWords(b.signal)})`) : b.exitCode != null ? ` (exit code ${b.exitCode})` : '';
+    return [{ stream: 'stderr', data: `hearth: job ${b.status}${how}${b.reason ? `: ${workerWords(b.reason)}` : ''}\n` }];
   }
   return [];
 }
@@ -101,6 +111,7 @@ export async function followLog(
   let warned = false;
   let setupFrom: number | undefined;
   let setupMs: number | undefined;
+  const texts = logTexts();
   for await (const e of client.events(jobId, {
     follow: opts.follow,
     signal: opts.signal,
@@ -123,11 +134,12 @@ export async function followLog(
       await print(tail.take());
       tail = undefined;
     }
-    const ps = renderEvent(e, { jobId });
+    const ps = renderEvent(e, texts, { jobId });
     if (tail) for (const p of ps) tail.push(p);
     else await print(ps);
   }
   if (tail) await print(tail.take());
+  await print((['stdout', 'stderr'] as const).map((stream) => ({ stream, data: texts[stream].end() })).filter((p) => p.data));
   const job = await client.job(jobId);
   return { job, ending: ending ?? job, setupMs };
 }

@@ -69,4 +69,8 @@ export const PG_MIGRATIONS: string[] = [
   );
   CREATE INDEX leases_account ON leases (account_id, ended_at);
   `,
+  // 3 (SQLite's 7): a lease that waits, unbilled, for devices the last job of an ended lease still holds.
+  `
+  ALTER TABLE leases ADD COLUMN waiting_since bigint;
+  `,
 ];

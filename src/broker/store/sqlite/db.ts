@@ -105,6 +105,11 @@ export const MIGRATIONS: string[] = [
   ) WITHOUT ROWID;
   CREATE INDEX leases_account ON leases(account_id, ended_at);
   `,
+  // 7 (devices handed over only when free, services/leases.ts): a lease made while the last job
+  // of an ended lease still held its devices waits for them, unbilled, from this time.
+  `
+  ALTER TABLE leases ADD COLUMN waiting_since INTEGER;
+  `,
 ];
 
 export function openDb(file: string): Db {
