@@ -142,10 +142,15 @@ class Runner:
         sys.stdout.write(json.dumps({"requestId": rid, "msgType": msg_type, "content": content}, default=str) + "\n")
         sys.stdout.flush()
 
-    def run_cell(self, cell, rid):
-        """Executes one cell; returns (outputs, execution_count, error or None, whether the kernel died)."""
+    def run_cell(self, cell, rid, place=None):
+        """Executes one cell; returns (outputs, execution_count, error or None, whether the kernel died).
+
+        `place` is (n, of): the cell's number among the code cells. With --events it rides on the
+        execute_request, on stdout with the cell's outputs, so a reader shows the cell's header
+        before them (a line on stderr could arrive after the first output: two pipes keep no order).
+        """
         if self.events:
-            self.emit(rid, "execute_request", {"code": source_of(cell)})
+            self.emit(rid, "execute_request", {"code": source_of(cell), **({"cell": place[0], "cells": place[1]} if place else {})})
         msg_id = self.kc.execute(source_of(cell), store_history=True, allow_stdin=False, stop_on_error=False)
         outputs = []
         displays = {}
@@ -231,9 +236,10 @@ class Runner:
                     break
                 if not source_of(cell).strip():
                     continue
-                log(f"cell {i}/{len(code_cells)}")
+                if not self.events:
+                    log(f"cell {i}/{len(code_cells)}")
                 rid = cell_id(index_of[id(cell)])
-                outputs, count, error, died = self.run_cell(cell, rid)
+                outputs, count, error, died = self.run_cell(cell, rid, (i, len(code_cells)))
                 if self.events:
                     self.emit(rid, "execute_reply", {"status": "error" if error else "ok", "execution_count": count})
                 cell["outputs"] = outputs

@@ -1,7 +1,9 @@
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { BrokerClient } from '../client/api';
-import { resolveConnection, resolveDataDir } from '../client/config';
+import { readFileSync } from 'node:fs';
+import { resolveConnection, resolveDataDir, UpElsewhere, upElsewherePath, type Connection } from '../client/config';
+import { runningUp } from './up-lock';
 import { ID_KINDS, idOf, type IdPrefix } from '../shared/protocol';
 
 export interface GlobalFlags {
@@ -17,15 +19,42 @@ export function globals(cmd: Command): GlobalFlags {
   return cmd.optsWithGlobals<GlobalFlags>();
 }
 
+/** The connection the last client was made with: what a refusal of its token says it came from. */
+export let lastConnection: (Connection & { dataDir: string }) | undefined;
+
 export function clientFor(cmd: Command): BrokerClient {
   const g = globals(cmd);
-  const conn = resolveConnection({ broker: g.broker, token: g.token, dataDir: g.dataDir });
+  let dataDir = resolveDataDir(g.dataDir);
+  let conn = resolveConnection({ broker: g.broker, token: g.token, dataDir: g.dataDir });
+  // No data dir named and no token found: a `hearth up --data-dir DIR` running now says where it is.
+  const elsewhere = !conn.token && g.dataDir === undefined && !process.env.HEARTH_DATA_DIR ? upElsewhere() : undefined;
+  if (elsewhere) {
+    const there = resolveConnection({ broker: g.broker, token: g.token, dataDir: elsewhere });
+    if (there.token) {
+      process.stderr.write(`hearth: using the local network of \`hearth up --data-dir ${elsewhere}\` (set HEARTH_DATA_DIR=${elsewhere} to say so)\n`);
+      conn = there;
+      dataDir = elsewhere;
+    }
+  }
   if (!conn.token) {
     throw new UsageError(
-      `no token for ${conn.brokerUrl}: pass --token, set HEARTH_TOKEN, or run \`hearth up\` (it writes ${resolveDataDir(g.dataDir)}/config.json)`,
+      `no token for ${conn.brokerUrl}: pass --token, set HEARTH_TOKEN, or run \`hearth up\` (it writes ${dataDir}/config.json)` +
+        (g.dataDir === undefined && !process.env.HEARTH_DATA_DIR ? '; a `hearth up --data-dir DIR` is found with HEARTH_DATA_DIR=DIR or --data-dir DIR' : ''),
     );
   }
+  lastConnection = { ...conn, dataDir };
   return new BrokerClient({ url: conn.brokerUrl, token: conn.token });
+}
+
+/** The data dir of a running `hearth up` started with another one than the default, if any. */
+function upElsewhere(): string | undefined {
+  try {
+    const r = UpElsewhere.safeParse(JSON.parse(readFileSync(upElsewherePath(), 'utf8')));
+    if (r.success && runningUp(r.data.dataDir) !== undefined) return r.data.dataDir;
+  } catch {
+    /* none recorded */
+  }
+  return undefined;
 }
 
 /** Parses a flag's value with a schema, so `--count two` says what is wrong with which flag. */

@@ -16,22 +16,32 @@ import { formatBytes, formatDuration, printJson, table, write } from './output';
 type Stream = 'stdout' | 'stderr';
 type Piece = { stream: Stream; data: string };
 
+/**
+ * The job's folder on the worker (`/…/worker/jobs/JOB/`) as a traceback names it: in a terminal
+ * the renter reads paths relative to their project, which is what that folder holds.
+ */
+export function workerPathPattern(jobId: string): RegExp {
+  return new RegExp(`(?:/[^\\s'"/]+)*/jobs/${jobId}/`, 'g');
+}
+
 /** A log's two streams, each keeping a colour sequence cut between two events whole. */
 export type LogTexts = Record<Stream, LogText>;
 export const logTexts = (): LogTexts => ({ stdout: new LogText(), stderr: new LogText() });
 
 /**
  * What one event prints, and where. Everything in it came from the worker: the job's own output
- * keeps its colours and `\r` and nothing else a terminal would act on (terminal-text.ts).
+ * keeps its colours and `\r` and nothing else a terminal would act on (terminal-text.ts). With
+ * `jobId`, the worker's path of the job's folder is left out.
  */
-export function renderEvent(e: JobEvent, texts: LogTexts): Piece[] {
+export function renderEvent(e: JobEvent, texts: LogTexts, opts: { jobId?: string } = {}): Piece[] {
   const b = e.body;
-  if (b.type === 'log') return [{ stream: b.stream, data: texts[b.stream].write(b.data) }];
+  const local = (data: string) => (opts.jobId ? data.replace(workerPathPattern(opts.jobId), '') : data);
+  if (b.type === 'log') return [{ stream: b.stream, data: texts[b.stream].write(local(b.data)) }];
   if (b.type === 'kernel') {
     // A notebook run's cell outputs, as a console shows them.
     const t = kernelText(b);
     const stream = t?.stream === 'stdout' ? 'stdout' : 'stderr';
-    return t ? [{ stream, data: texts[stream].write(t.data) }] : [];
+    return t ? [{ stream, data: texts[stream].write(local(t.data)) }] : [];
   }
   if (b.type === 'notice') return [{ stream: 'stderr', data: `hearth: ${b.level}: ${workerWords(b.message)}\n` }];
   if (b.type === 'setup') return [{ stream: 'stderr', data: `hearth: ${workerWords(setupText(b))}\n` }];
@@ -73,6 +83,9 @@ export interface FollowResult {
   job: Job;
   /** from the job's last status event (it carries the signal), else the job row */
   ending: Ending;
+  /** how long the worker spent installing (or waiting for) the job's packages before it ran;
+   *  undefined when it installed none */
+  setupMs: number | undefined;
 }
 
 /**
@@ -96,6 +109,8 @@ export async function followLog(
   }
   let ending: Ending | undefined;
   let warned = false;
+  let setupFrom: number | undefined;
+  let setupMs: number | undefined;
   const texts = logTexts();
   for await (const e of client.events(jobId, {
     follow: opts.follow,
@@ -108,18 +123,25 @@ export async function followLog(
   })) {
     warned = false;
     if (e.body.type === 'status' && isTerminal(e.body.status)) ending = e.body;
+    if (e.body.type === 'setup') {
+      if (e.body.phase !== 'ready') setupFrom ??= e.ts;
+      else if (setupFrom !== undefined) {
+        setupMs = (setupMs ?? 0) + Math.max(0, e.ts - setupFrom);
+        setupFrom = undefined;
+      }
+    }
     if (tail && e.seq > historyEnd) {
       await print(tail.take());
       tail = undefined;
     }
-    const ps = renderEvent(e, texts);
+    const ps = renderEvent(e, texts, { jobId });
     if (tail) for (const p of ps) tail.push(p);
     else await print(ps);
   }
   if (tail) await print(tail.take());
   await print((['stdout', 'stderr'] as const).map((stream) => ({ stream, data: texts[stream].end() })).filter((p) => p.data));
   const job = await client.job(jobId);
-  return { job, ending: ending ?? job };
+  return { job, ending: ending ?? job, setupMs };
 }
 
 /** `hearth logs JOB [-f] [--tail N]`. */
@@ -143,12 +165,14 @@ function duration(j: Job, now = Date.now()): number | undefined {
 }
 
 /** The one line `hearth run` ends with: status, duration, cost, artifacts and how to get them. */
-export async function runSummary(client: BrokerClient, job: Job, ending: Ending, ownLease: boolean): Promise<string> {
+export async function runSummary(client: BrokerClient, job: Job, ending: Ending, ownLease: boolean, setupMs?: number): Promise<string> {
   const parts: string[] = [];
   const sig = ending.signal ?? /killed by (SIG[A-Z0-9]+)/.exec(ending.reason ?? '')?.[1];
   const how = job.status === 'failed' ? (sig ? ` (${sig})` : job.exitCode !== null ? ` (exit code ${job.exitCode})` : '') : '';
   const d = duration(job);
-  parts.push(`${job.id} ${job.status}${how}${d === undefined ? '' : ` in ${formatDuration(d)}`}`);
+  // The run's own time, and apart from it the wait for its packages (which the job's clock leaves out).
+  const setup = setupMs !== undefined ? `, ${formatDuration(setupMs)} installing packages` : '';
+  parts.push(`${job.id} ${job.status}${how}${d === undefined ? (setup ? `: ${setup.slice(2)}` : '') : setup ? `: ${formatDuration(d)} run${setup}` : ` in ${formatDuration(d)}`}`);
   try {
     const lease = await client.lease(job.leaseId);
     // A lease taken for this run cost what the broker metered; a shared one, its price for this run's time.
@@ -227,14 +251,17 @@ export async function listJobs(o: { status?: string; lease?: string; limit?: str
       jobs.map((j) => {
         const sig = /killed by (SIG[A-Z0-9]+)/.exec(j.reason ?? '')?.[1];
         const d = duration(j, now);
+        // A kernel session has no entry of its own, and ending one is stopping it, not a cancel.
+        const kernel = j.kind === 'kernel';
+        const stopped = kernel && j.status === 'cancelled' && j.reason === 'cancelled by user';
         return [
           j.id,
-          j.status,
+          stopped ? 'stopped' : j.status,
           j.exitCode !== null ? String(j.exitCode) : (sig ?? ''),
           d === undefined ? '' : formatDuration(d),
-          j.entry,
+          kernel ? '(kernel session)' : j.entry,
           new Date(j.createdAt).toLocaleString(),
-          cut(j.reason ?? '', 70),
+          cut(stopped ? 'stopped by its owner' : (j.reason ?? ''), 70),
         ];
       }),
       ['JOB', 'STATUS', 'EXIT', 'DURATION', 'ENTRY', 'CREATED', 'REASON'],

@@ -5,8 +5,11 @@ import { basename, join, relative, resolve, sep } from 'node:path';
 import type { BrokerClient } from '../client/api';
 import { pullArtifacts } from '../client/pull';
 import { runLayout, submitRun } from '../client/submit-run';
-import { isNotebookEntry, isTerminal, RelPath, scalarTable, type JobEvent, type Lease, type ScalarPoint } from '../shared/protocol';
+import { resolveDataDir } from '../client/config';
+import { isNotebookEntry, isTerminal, RelPath, scalarTable, type Job, type JobEvent, type Lease, type ScalarPoint } from '../shared/protocol';
 import { clientFor, flag, globals, idArg, UsageError } from './context';
+import { didYouMean } from './did-you-mean';
+import { secretFileWarnings } from './secret-files';
 import { EXIT, exitCodeOf } from './exit-codes';
 import { followLog, listJobs, logsCommand, runSummary, scriptArgsHint, stdinNote, uploadLine } from './job-output';
 import { ByteProgress, formatBytes, printJson, table } from './output';
@@ -25,6 +28,7 @@ export async function pickLease(
   leaseId: string | undefined,
   what2: 'run' | 'kernel' = 'run',
   limits: { maxCost?: number; idleReleaseMinutes?: number } = {},
+  signal?: AbortSignal,
 ): Promise<{ id: string; own: boolean; said: string }> {
   // A cap is a lease's: with one, the run takes a lease of its own rather than one already held.
   if (limits.maxCost !== undefined && leaseId) throw new UsageError('--max-cost caps a lease this command takes for itself; it cannot be used with --lease');
@@ -37,6 +41,8 @@ export async function pickLease(
       : (await client.leases()).find((x) => x.status === 'active' && x.expiresAt - Date.now() > 60_000 && !kernels.has(x.id));
   const what = (x: Lease) => `${x.count}× ${visibleText(x.gpuModel)} on ${visibleText(x.workerName)} at ${x.pricePerHour} credits/h per device${x.maxCost != null ? `, capped at ${credits(x.maxCost)}` : ''}`;
   if (l) return { id: l.id, own: false, said: `hearth: on lease ${l.id} (${what(l)})\n` };
+  // Interrupted while looking: nothing leased yet, and nothing will be.
+  signal?.throwIfAborted();
   // Released when the run ends; the idle release covers a CLI killed before it submitted anything.
   const n = await client.createLease({ count: 1, hours: 1, idleReleaseMinutes: AUTO_LEASE_IDLE_MINUTES, ...limits });
   return { id: n.id, own: true, said: `hearth: leased ${n.id} for this ${what2} (${what(n)}); the broker releases it when the ${what2} ends\n` };
@@ -75,7 +81,7 @@ export function registerJobCommands(program: Command): void {
       const g = globals(cmd);
       scriptArgsHint(file, args, cmd);
       const abs = resolve(file);
-      if (!existsSync(abs) || !statSync(abs).isFile()) throw new UsageError(`${file} is not a file`);
+      if (!existsSync(abs) || !statSync(abs).isFile()) throw new UsageError(`${file} is not a file${didYouMean(abs)}`);
       // A notebook runs cell by cell on a fresh kernel (its outputs print as they come, and the
       // executed notebook is an artifact at its own path); it takes no script arguments.
       if (!/\.(py|ipynb)$/i.test(abs)) throw new UsageError(`hearth runs Python scripts (.py) and notebooks (.ipynb); ${basename(abs)} is neither`);
@@ -98,66 +104,100 @@ export function registerJobCommands(program: Command): void {
         env[kv.slice(0, i)] = kv.slice(i + 1);
       }
       const client = clientFor(cmd);
-      const lease = await pickLease(client, o.lease, 'run', leaseLimitFlags(o));
-      const leaseId = lease.id;
-      // A lease taken for this run ends with it: the broker releases it when the run ends; here
-      // only when the run never got submitted.
-      const releaseOwn = async () => {
-        if (lease.own) await client.releaseLease(lease.id).catch((err: Error) => process.stderr.write(`hearth: could not release ${lease.id}: ${err.message}\n`));
-      };
-      const progress = new ByteProgress('upload');
-      let run: Awaited<ReturnType<typeof submitRun>>;
-      try {
-        run = await submitRun(client, {
-          root: layout.root,
-          entry: layout.entry,
-          leaseId,
-          args,
-          env,
-          ...(o.outputs ? { outputs: o.outputs } : {}),
-          logdir,
-          releaseLease: lease.own,
-          ...(requirements ? { requirements } : {}),
-          onProgress: (p) => p.phase === 'upload' && progress.update(p.doneBytes, p.totalBytes),
-        });
-        progress.stop();
-      } catch (err) {
-        progress.stop();
-        await releaseOwn();
-        throw err;
-      }
-      const job = run.job;
-      // The job id, alone, is the first line on stderr: scripts read it from there.
-      process.stderr.write(`${job.id}\n${lease.said}${uploadLine(run)}${stdinNote()}`);
-      if (o.detach) {
-        if (g.json) printJson(job);
-        else process.stdout.write(`${job.id}\n`);
-        return;
-      }
-      // Ctrl-C once cancels the job and keeps following until it has stopped; twice detaches.
+      // Ctrl-C is ours from here on, whatever the moment: before the job exists it stops what is
+      // in flight (the upload) and gives back the lease this run took; once the job exists, the
+      // first cancels it (followed until it has stopped), the second detaches.
+      const interrupted = new AbortController();
       const detach = new AbortController();
+      let job: Job | undefined;
       let interrupts = 0;
       const onInt = () => {
         interrupts++;
-        if (interrupts === 1) {
+        if (!job) {
+          if (interrupts === 1) process.stderr.write('\nhearth: interrupted; stopping before the job is submitted\n');
+          interrupted.abort();
+        } else if (interrupts === 1) {
           process.stderr.write(`\nhearth: cancelling ${job.id} (Ctrl-C again to stop following)\n`);
           client.cancelJob(job.id).catch((err: Error) => process.stderr.write(`hearth: cancel failed: ${err.message}\n`));
         } else detach.abort();
       };
       process.on('SIGINT', onInt);
       try {
-        // With --json, stdout carries only the JSON: the job's own output goes to stderr.
-        const end = await followLog(client, job.id, { follow: true, signal: detach.signal, json: !!g.json });
-        process.exitCode = exitCodeOf(end.ending);
-        process.stderr.write(await runSummary(client, end.job, end.ending, lease.own));
-        if (g.json) printJson(end.job);
-      } catch (err) {
-        if (detach.signal.aborted) {
-          process.stderr.write(`hearth: detached; \`hearth logs ${job.id} --follow\` resumes\n`);
+        let lease: Awaited<ReturnType<typeof pickLease>>;
+        try {
+          lease = await pickLease(client, o.lease, 'run', leaseLimitFlags(o), interrupted.signal);
+        } catch (err) {
+          if (!interrupted.signal.aborted) throw err;
+          process.stderr.write('hearth: nothing was leased or submitted\n');
           process.exitCode = EXIT.cancelled;
           return;
         }
-        throw err;
+        // A lease taken for this run ends with it: the broker releases it when the run ends; here
+        // only when the run never got submitted.
+        const releaseOwn = async (): Promise<string> => {
+          if (!lease.own) return `lease ${lease.id} is yours as before`;
+          try {
+            await client.releaseLease(lease.id);
+            return `released ${lease.id}, the lease it took`;
+          } catch (err) {
+            return `could not release ${lease.id}: ${(err as Error).message}`;
+          }
+        };
+        const stoppedBeforeSubmit = async () => {
+          process.stderr.write(`hearth: nothing was submitted; ${await releaseOwn()}\n`);
+          process.exitCode = EXIT.cancelled;
+        };
+        if (interrupted.signal.aborted) return await stoppedBeforeSubmit();
+        const progress = new ByteProgress('upload');
+        let run: Awaited<ReturnType<typeof submitRun>>;
+        try {
+          run = await submitRun(client, {
+            root: layout.root,
+            entry: layout.entry,
+            leaseId: lease.id,
+            args,
+            env,
+            ...(o.outputs ? { outputs: o.outputs } : {}),
+            logdir,
+            releaseLease: lease.own,
+            ...(requirements ? { requirements } : {}),
+            onProgress: (p) => p.phase === 'upload' && progress.update(p.doneBytes, p.totalBytes),
+            signal: interrupted.signal,
+          });
+          progress.stop();
+        } catch (err) {
+          progress.stop();
+          if (interrupted.signal.aborted) return await stoppedBeforeSubmit();
+          process.stderr.write(`hearth: ${await releaseOwn()}\n`);
+          throw err;
+        }
+        job = run.job;
+        // The job id, alone, is the first line on stderr: scripts read it from there.
+        process.stderr.write(`${job.id}\n${lease.said}${uploadLine(run)}${secretFileWarnings(run, resolveDataDir(g.dataDir))}${stdinNote()}`);
+        // Ctrl-C while the job was being submitted: it exists now, so it is cancelled like any other.
+        if (interrupted.signal.aborted) {
+          interrupts = 0;
+          onInt();
+        }
+        if (o.detach && !interrupted.signal.aborted) {
+          if (g.json) printJson(job);
+          else process.stdout.write(`${job.id}\n`);
+          return;
+        }
+        try {
+          // With --json, stdout carries only the JSON: the job's own output goes to stderr.
+          const end = await followLog(client, job.id, { follow: true, signal: detach.signal, json: !!g.json });
+          process.exitCode = exitCodeOf(end.ending);
+          process.stderr.write(await runSummary(client, end.job, end.ending, lease.own, end.setupMs));
+          if (g.json) printJson(end.job);
+        } catch (err) {
+          if (detach.signal.aborted) {
+            process.stderr.write(`hearth: detached; \`hearth logs ${job.id} --follow\` resumes\n`);
+            process.exitCode = EXIT.cancelled;
+            return;
+          }
+          throw err;
+        }
       } finally {
         process.off('SIGINT', onInt);
       }
@@ -215,9 +255,22 @@ export function registerJobCommands(program: Command): void {
     .argument('<job>')
     .option('--dest <dir>', 'folder to write into (default .hearth/runs/<job>)')
     .option('--force', 'replace local files that differ from the artifacts (without it, such a pull writes nothing)')
-    .action(async (jobId: string, o: { dest?: string; force?: boolean }, cmd: Command) => {
+    .option('--wait', 'if the job has not ended yet, wait until it has, then pull')
+    .action(async (jobId: string, o: { dest?: string; force?: boolean; wait?: boolean }, cmd: Command) => {
       idArg('job', jobId);
       const client = clientFor(cmd);
+      // A job's artifacts are uploaded when it ends: before that there is nothing to pull yet.
+      let state = await client.job(jobId);
+      if (!isTerminal(state.status)) {
+        if (!o.wait) {
+          process.stderr.write(`hearth: ${jobId} is still ${state.status}; its artifacts come when it ends: \`hearth pull ${jobId} --wait\` waits for that\n`);
+          process.exitCode = EXIT.error;
+          return;
+        }
+        process.stderr.write(`hearth: ${jobId} is ${state.status}; waiting for it to end…\n`);
+        for await (const e of client.events(jobId, { follow: true }) as AsyncIterable<JobEvent>) void e;
+        state = await client.job(jobId);
+      }
       const dest = resolve(o.dest ?? join('.hearth', 'runs', jobId));
       const progress = new ByteProgress('pull');
       const files = await pullArtifacts(client, jobId, dest, { force: !!o.force, onProgress: (p) => progress.update(p.doneBytes, p.totalBytes, p.file) }).finally(() => progress.stop());
@@ -225,7 +278,7 @@ export function registerJobCommands(program: Command): void {
       if (globals(cmd).json) {
         return printJson(files.map((f) => ({ ...f.artifact, file: f.absPath, skipped: f.skipped, resumedFrom: f.resumedFrom })));
       }
-      if (!files.length) process.stderr.write(`hearth: ${jobId} has no artifacts (did --outputs match what the job wrote?)\n`);
+      if (!files.length) process.stderr.write(`hearth: ${jobId} (${state.status}) has no artifacts (did --outputs match what the job wrote?)\n`);
       for (const f of files) process.stdout.write(`${visibleText(f.absPath)}  ${formatBytes(f.artifact.size)}${f.skipped ? '  (already here)' : ''}\n`);
     });
 }

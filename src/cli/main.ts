@@ -1,7 +1,8 @@
 // The `hearth` command: everything the extension does, scriptable, with --json.
 import { Command, CommanderError } from 'commander';
+import { join } from 'node:path';
 import { BrokerError } from '../client/api';
-import { UsageError } from './context';
+import { lastConnection, UsageError } from './context';
 import { EXIT } from './exit-codes';
 import { withGlobalHelp } from './help';
 import { registerJobCommands } from './jobs';
@@ -43,6 +44,7 @@ async function main(argv: string[]): Promise<void> {
     }
     if (err instanceof BrokerError) {
       process.stderr.write(`hearth: ${visibleLines(err.message)}\n`);
+      if (err.status === 401) process.stderr.write(tokenAdvice());
       // The message already says the first issue; the rest follow, each once.
       for (const i of err.issues ?? []) if (!err.message.includes(i.message)) process.stderr.write(`  ${visibleLines(i.path)}: ${visibleLines(i.message)}\n`);
       process.exitCode = err.code === 'unreachable' ? EXIT.unreachable : err.code === 'bad_url' ? EXIT.usage : EXIT.error;
@@ -58,6 +60,23 @@ async function main(argv: string[]): Promise<void> {
     process.stderr.write(`hearth: ${visibleLines(process.env.HEARTH_DEBUG ? (e.stack ?? String(e)) : (e.message ?? String(e)))}\n`);
     process.exitCode = EXIT.error;
   }
+}
+
+/**
+ * A refused token: where it came from, and how to get one that works without needing one that
+ * works (`hearth token create` does): the broker's admin, or on a broker of one's own its
+ * admin-token file.
+ */
+function tokenAdvice(): string {
+  const c = lastConnection;
+  if (!c) return '';
+  const from = c.tokenFrom === '--token' ? 'the --token flag' : c.tokenFrom === 'HEARTH_TOKEN' ? 'the HEARTH_TOKEN environment variable' : `${c.tokenFrom ?? 'config.json'}`;
+  const other = c.tokenFrom === 'HEARTH_TOKEN' ? ' (unset it to use the data dir\'s config.json)' : '';
+  return (
+    `  the token came from ${from}${other}, for ${c.brokerUrl}\n` +
+    `  a new one: ask whoever runs that broker, or with another token of yours that works: hearth token create;\n` +
+    `  on a broker of your own, its admin token is in its data dir's admin-token (\`hearth up\` writes it into ${join(c.dataDir, 'config.json')})\n`
+  );
 }
 
 // `hearth logs JOB | head` closes our stdout early; that is the reader's choice, not an error.

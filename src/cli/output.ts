@@ -3,9 +3,21 @@ import { SingleBar } from 'cli-progress';
 import { once } from 'node:events';
 import { inertJson, visibleText } from '../shared/terminal-text';
 
-/** Writes and waits for the stream to drain, so a fast job cannot fill memory with its output. */
+/** SGR sequences (colour, bold, dim): `ESC [ … m`. */
+// eslint-disable-next-line no-control-regex -- ESC is what an SGR sequence starts with
+const SGR = /\x1b\[[0-9;:]*m/g;
+
+/** Whether colours go to this stream: a terminal, unless NO_COLOR is set (https://no-color.org). */
+export function colourOn(stream: NodeJS.WriteStream, env: NodeJS.ProcessEnv = process.env): boolean {
+  return !!stream.isTTY && !env.NO_COLOR;
+}
+
+/**
+ * Writes a job's or kernel's text and waits for the stream to drain, so a fast job cannot fill
+ * memory with its output. Its colours reach a terminal only: a pipe or a file gets the text.
+ */
 export async function write(stream: NodeJS.WriteStream, data: string): Promise<void> {
-  if (!stream.write(data)) await once(stream, 'drain');
+  if (!stream.write(colourOn(stream) ? data : data.replace(SGR, ''))) await once(stream, 'drain');
 }
 
 /** JSON for scripts; C1 controls (U+009B is a CSI to some terminals) and bidi overrides as \u escapes. */

@@ -2,7 +2,9 @@
 // their own jobs and kernels as environment variables. A value is never an argument.
 import type { Command } from 'commander';
 import { SECRET_MIN_MASKED, SecretName } from '../shared/protocol';
+import { resolveDataDir } from '../client/config';
 import { clientFor, flag, globals, UsageError } from './context';
+import { rememberSecret } from './secret-files';
 import { printJson, table } from './output';
 import { readSecret } from './prompt';
 
@@ -22,6 +24,7 @@ export function registerSecretCommands(program: Command): void {
       const client = clientFor(cmd);
       const value = await readSecret(`value of ${n} (not shown): `);
       const info = await client.setSecret(n, value);
+      rememberSecret(resolveDataDir(globals(cmd).dataDir), n, value);
       if (globals(cmd).json) return printJson(info);
       if (value.length < SECRET_MIN_MASKED) {
         process.stderr.write(`hearth: warning: values shorter than ${SECRET_MIN_MASKED} characters are not masked in job logs\n`);
@@ -46,6 +49,7 @@ export function registerSecretCommands(program: Command): void {
     .action(async (name: string, _o: unknown, cmd: Command) => {
       const n = flag('name', SecretName, name);
       await clientFor(cmd).removeSecret(n);
+      rememberSecret(resolveDataDir(globals(cmd).dataDir), n, undefined);
       if (!globals(cmd).json) process.stderr.write(`hearth: secret ${n} removed\n`);
     });
 }

@@ -1,9 +1,9 @@
 // The server side of the CLI (broker, worker, `hearth up`), bundled apart as dist/server.js so that
 // client commands like `hearth run` do not load Fastify, SQLite and the worker at start-up.
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, unlinkSync } from 'node:fs';
 import { homedir, hostname } from 'node:os';
 import { join } from 'node:path';
-import { saveConfig, writePrivateFile } from '../client/config';
+import { defaultDataDir, saveConfig, upElsewherePath, writePrivateFile } from '../client/config';
 import { onShutdownSignals, readAdminToken, startBroker } from '../broker/server';
 import { startWorker, type RunningWorker, type WorkerOptions } from '../worker/main';
 import { brokerLogger } from './broker-log';
@@ -96,6 +96,23 @@ export async function runUp(o: WorkerSettings & { dataDir: string; port: number;
     writePrivateFile(workerTokenPath, workerToken + '\n');
   }
   saveConfig(dataDir, { brokerUrl: b.url, token: adminToken });
+  // Another data dir than the default: the CLI, run with none named, finds this one while it runs.
+  const elsewhere = dataDir !== defaultDataDir();
+  if (elsewhere) {
+    try {
+      mkdirSync(defaultDataDir(), { recursive: true, mode: 0o700 });
+      writePrivateFile(upElsewherePath(), JSON.stringify({ dataDir }) + '\n');
+      process.on('exit', () => {
+        try {
+          if (readFileSync(upElsewherePath(), 'utf8').includes(JSON.stringify(dataDir))) unlinkSync(upElsewherePath());
+        } catch {
+          /* already gone */
+        }
+      });
+    } catch {
+      /* a home we cannot write: the printed HEARTH_DATA_DIR line still says how */
+    }
+  }
 
   const { verbose, port: _port, dataDir: _d, ...settings } = o;
   const worker = startWorker({
@@ -123,6 +140,7 @@ export async function runUp(o: WorkerSettings & { dataDir: string; port: number;
   }
   process.stderr.write(
     `  worker: ${dev}\n  config: ${join(dataDir, 'config.json')} (the CLI and the VS Code extension read it)\n` +
-      `  try:    hearth gpus   ·   hearth run train.py\n  logs:   ${join(dataDir, 'logs', 'broker.log')}\n  Ctrl-C (or \`hearth down\`) stops both.\n`,
+      (elsewhere ? `  CLI:    HEARTH_DATA_DIR=${dataDir} (or --data-dir ${dataDir}); while this runs, a CLI with no data dir named finds it too\n` : '') +
+      `  try:    hearth gpus   ·   hearth run src/train.py (in examples/quickstart)\n  logs:   ${join(dataDir, 'logs', 'broker.log')}\n  Ctrl-C (or \`hearth down${elsewhere ? ` --data-dir ${dataDir}` : ''}\`) stops both.\n`,
   );
 }

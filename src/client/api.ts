@@ -417,8 +417,12 @@ export class BrokerClient {
     } catch (err) {
       if (init.signal?.aborted) throw err;
       const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+      // https:// to a broker that speaks plain HTTP (as `hearth up` and `hearth broker` do).
+      const tls = /^ERR_SSL_(WRONG_VERSION_NUMBER|PACKET_LENGTH_TOO_LONG|HTTP_REQUEST)$/.test(cause?.code ?? '') && this.url.startsWith('https:')
+        ? `; it does not speak TLS: try ${this.url.replace(/^https:/, 'http:')}`
+        : '';
       throw new BrokerError(
-        `cannot reach the broker at ${this.url}: ${cause?.code ?? cause?.message ?? (err as Error).message}`,
+        `cannot reach the broker at ${this.url}: ${cause?.code ?? cause?.message ?? (err as Error).message}${tls}`,
         0,
         'unreachable',
       );
@@ -500,6 +504,10 @@ export function normalizeBrokerUrl(url: string): string {
   }
   if (u.protocol !== 'http:' && u.protocol !== 'https:') {
     throw new BrokerError(`broker URL must be http(s): ${url}`, 0, 'bad_url');
+  }
+  // The API's /v1 is the client's to add: `http://host/v1` would ask for /v1/v1/….
+  if (/\/v1\/*$/.test(u.pathname)) {
+    throw new BrokerError(`a broker URL is the broker's address, without /v1: ${url.replace(/\/v1\/*$/, '')}`, 0, 'bad_url');
   }
   return u.toString().replace(/\/+$/, '');
 }

@@ -14,7 +14,7 @@ export const CliConfig = z
 export type CliConfig = z.infer<typeof CliConfig>;
 
 export function resolveDataDir(flag?: string, env: NodeJS.ProcessEnv = process.env): string {
-  const dir = flag ?? env.HEARTH_DATA_DIR ?? join(homedir(), '.hearth');
+  const dir = flag ?? (env.HEARTH_DATA_DIR || join(homedir(), '.hearth'));
   return resolve(dir);
 }
 
@@ -60,15 +60,36 @@ export function saveConfig(dataDir: string, cfg: CliConfig): void {
 export interface Connection {
   brokerUrl: string;
   token: string | undefined;
+  /** where the token came from, for a refusal to name: `--token`, `HEARTH_TOKEN` or the config file */
+  tokenFrom?: string;
 }
 
 export function resolveConnection(
   flags: { broker?: string | undefined; token?: string | undefined; dataDir?: string | undefined },
   env: NodeJS.ProcessEnv = process.env,
 ): Connection {
-  const needConfig = !(flags.broker ?? env.HEARTH_BROKER_URL) || !(flags.token ?? env.HEARTH_TOKEN);
+  // An empty variable (`export HEARTH_TOKEN=`) is an unset one.
+  const envUrl = env.HEARTH_BROKER_URL || undefined;
+  const envToken = env.HEARTH_TOKEN || undefined;
+  const needConfig = !(flags.broker ?? envUrl) || !(flags.token ?? envToken);
   const cfg = needConfig ? loadConfig(resolveDataDir(flags.dataDir, env)) : {};
-  const brokerUrl = flags.broker ?? env.HEARTH_BROKER_URL ?? cfg.brokerUrl ?? 'http://127.0.0.1:7777';
-  const token = flags.token ?? env.HEARTH_TOKEN ?? cfg.token;
-  return { brokerUrl, token };
+  const brokerUrl = flags.broker ?? envUrl ?? cfg.brokerUrl ?? 'http://127.0.0.1:7777';
+  const token = flags.token ?? envToken ?? cfg.token;
+  const tokenFrom = flags.token ? '--token' : envToken ? 'HEARTH_TOKEN' : cfg.token ? configPath(resolveDataDir(flags.dataDir, env)) : undefined;
+  return { brokerUrl, token, ...(tokenFrom ? { tokenFrom } : {}) };
 }
+
+/** The data dir used when neither --data-dir nor HEARTH_DATA_DIR names one. */
+export function defaultDataDir(): string {
+  return join(homedir(), '.hearth');
+}
+
+/**
+ * Where a `hearth up` started with another data dir says it runs (written by it into the default
+ * data dir while it runs), so that a CLI with no data dir named still finds the local network.
+ */
+export function upElsewherePath(): string {
+  return join(defaultDataDir(), 'up-elsewhere.json');
+}
+
+export const UpElsewhere = z.object({ dataDir: z.string().min(1) });

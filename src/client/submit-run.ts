@@ -4,7 +4,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, join, parse, relative, resolve, sep } from 'node:path';
-import { isNotebookEntry, type Job } from '../shared/protocol';
+import { isNotebookEntry, type Job, type ManifestFile } from '../shared/protocol';
 import type { BrokerClient } from './api';
 import { toRelPosix } from './files';
 import { isIgnored, uploadWorkspace, type UploadProgress, type UploadStats } from './workspace';
@@ -78,6 +78,8 @@ export interface SubmittedRun {
   job: Job;
   root: string;
   upload: UploadStats;
+  /** what was uploaded, relative to root */
+  files: ManifestFile[];
 }
 
 /**
@@ -105,5 +107,5 @@ export async function submitRun(client: BrokerClient, r: RunRequest): Promise<Su
     ...(r.requirements ? { requirements: r.requirements } : {}),
     manifest: { files: manifest.files },
   });
-  return { job, root: r.root, upload: manifest.stats };
+  return { job, root: r.root, upload: manifest.stats, files: manifest.files };
 }

@@ -31,6 +31,9 @@ export function kernelText(b: KernelBody): KernelText | undefined {
       return { stream: 'stdout', data: line(plainOf(c.data)) };
     case 'error':
       return { stream: 'stderr', data: line(Array.isArray(c.traceback) ? c.traceback.map(String).join('\n') : `${String(c.ename)}: ${String(c.evalue)}`) };
+    case 'execute_request':
+      // A notebook run's cell header: its runner puts the cell's place among the code cells here.
+      return typeof c.cell === 'number' && typeof c.cells === 'number' ? { stream: 'stdout', data: `\x1b[2m[hearth] cell ${c.cell}/${c.cells}\x1b[0m\n` } : undefined;
     case 'input_request':
       return { stream: 'stdout', data: String(c.prompt ?? '') };
     default:

@@ -215,6 +215,8 @@ describe('packages: a run\'s requirements installed by the worker (real pip, rea
     const first = await hearth(['run', join(project({ 'requirements.txt': 'hearthtiny==1.2.3\n', 'main.py': importing }), 'main.py')], cli);
     assert.equal(first.code, 0, first.stderr);
     assert.match(first.stderr, /^hearth: installing packages \(requirements\.txt\)…$/m);
+    // The summary says the run's time and, apart, the install's (issue 20, item 9).
+    assert.match(first.stderr, /hearth: job_\w+ succeeded: \d+s run, \d+s installing packages · /);
     assert.match(first.stdout, /Successfully installed hearthtiny-1\.2\.3/);
     assert.match(first.stdout, /^VALUE tiny from the wheelhouse$/m);
     const e1 = await eventsOf(first.stderr);
@@ -228,6 +230,7 @@ describe('packages: a run\'s requirements installed by the worker (real pip, rea
     assert.equal(second.code, 0, second.stderr);
     assert.match(second.stdout, /^VALUE tiny from the wheelhouse$/m);
     assert.doesNotMatch(second.stderr, /installing packages/);
+    assert.match(second.stderr, /hearth: job_\w+ succeeded in \d+s · /);
     assert.match(second.stderr, /packages of requirements\.txt already installed on this worker/);
     assert.doesNotMatch(second.stdout + second.stderr, /Collecting|Successfully installed|Looking in links/);
     assert.deepEqual(setups(await eventsOf(second.stderr)), [{ type: 'setup', phase: 'ready', source: 'requirements.txt', reused: true }]);

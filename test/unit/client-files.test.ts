@@ -58,9 +58,11 @@ describe('client: workspace scan, path confinement, config', () => {
     saveConfig(dir, { brokerUrl: 'http://127.0.0.1:9', token: 'from-file' });
     assert.equal(statSync(join(dir, 'config.json')).mode & 0o777, 0o600);
     assert.deepEqual(loadConfig(dir), { brokerUrl: 'http://127.0.0.1:9', token: 'from-file' });
-    assert.deepEqual(resolveConnection({ dataDir: dir }, {}), { brokerUrl: 'http://127.0.0.1:9', token: 'from-file' });
-    assert.deepEqual(resolveConnection({ dataDir: dir }, { HEARTH_TOKEN: 'env' }), { brokerUrl: 'http://127.0.0.1:9', token: 'env' });
-    assert.deepEqual(resolveConnection({ dataDir: dir, token: 'flag', broker: 'http://x:1' }, { HEARTH_TOKEN: 'env' }), { brokerUrl: 'http://x:1', token: 'flag' });
+    // Each says where its token came from (a refusal names it); an empty variable is an unset one.
+    assert.deepEqual(resolveConnection({ dataDir: dir }, {}), { brokerUrl: 'http://127.0.0.1:9', token: 'from-file', tokenFrom: join(dir, 'config.json') });
+    assert.deepEqual(resolveConnection({ dataDir: dir }, { HEARTH_TOKEN: '' }), { brokerUrl: 'http://127.0.0.1:9', token: 'from-file', tokenFrom: join(dir, 'config.json') });
+    assert.deepEqual(resolveConnection({ dataDir: dir }, { HEARTH_TOKEN: 'env' }), { brokerUrl: 'http://127.0.0.1:9', token: 'env', tokenFrom: 'HEARTH_TOKEN' });
+    assert.deepEqual(resolveConnection({ dataDir: dir, token: 'flag', broker: 'http://x:1' }, { HEARTH_TOKEN: 'env' }), { brokerUrl: 'http://x:1', token: 'flag', tokenFrom: '--token' });
     assert.equal(resolveDataDir(undefined, { HEARTH_DATA_DIR: dir }), dir);
     writeFileSync(join(dir, 'config.json'), '{ not json');
     assert.throws(() => loadConfig(dir), /not valid JSON/);
