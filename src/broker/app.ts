@@ -38,6 +38,8 @@ export const BrokerOptions = z.object({
   uploadMinBytes: z.number().int().min(1).default(16 * 1024),
   /** how often leases are checked against their cost caps, their account's limit and their idle release */
   meterMs: z.number().int().positive().default(1000),
+  /** a cancelled session's worker has this long to stop it; then the lease taken for it ends (billing stops) */
+  cancelGraceMs: z.number().int().positive().default(30_000),
   /** the operator's secrets key (32 bytes, hex or base64); else HEARTH_SECRETS_KEY, else <dataDir>/secrets.key */
   secretsKeyFile: z.string().min(1).optional(),
   /** where blob bytes live: `folder` (<dataDir>/blobs) or `s3://bucket?endpoint=…` (see open-blob-store.ts) */
@@ -163,7 +165,7 @@ export async function buildBroker(options: BrokerOptions, logger: FastifyServerO
   setMaxListeners(0, shutdown.signal);
   const hub = new WorkerHub(broker, app.log, opts.heartbeatMs, opts.lostAfterMs, secrets);
   await app.register(websocket, { options: { maxPayload: 16 * 1024 * 1024 } });
-  const spend = new Spend(broker, store.spend);
+  const spend = new Spend(broker, store.spend, opts.cancelGraceMs);
   apiRoutes(app, broker, spend, opts.version);
   blobRoutes(app, broker, blobs, opts.maxBlobBytes);
   secretRoutes(app, broker, secrets);

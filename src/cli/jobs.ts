@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { existsSync, statSync } from 'node:fs';
 import { basename, join, relative, resolve, sep } from 'node:path';
 import type { BrokerClient } from '../client/api';
+import { leaseAtQuote } from '../client/lease-quote';
 import { pullArtifacts } from '../client/pull';
 import { runLayout, submitRun } from '../client/submit-run';
 import { isNotebookEntry, isTerminal, RelPath, scalarTable, type JobEvent, type Lease, type ScalarPoint } from '../shared/protocol';
@@ -37,7 +38,7 @@ export async function pickLease(
   const what = (x: Lease) => `${x.count}× ${x.gpuModel} on ${x.workerName} at ${x.pricePerHour} credits/h per device${x.maxCost != null ? `, capped at ${credits(x.maxCost)}` : ''}`;
   if (l) return { id: l.id, own: false, said: `hearth: on lease ${l.id} (${what(l)})\n` };
   // Released when the run ends; the idle release covers a CLI killed before it submitted anything.
-  const n = await client.createLease({ count: 1, hours: 1, idleReleaseMinutes: AUTO_LEASE_IDLE_MINUTES, ...limits });
+  const n = await leaseAtQuote(client, { count: 1, hours: 1, idleReleaseMinutes: AUTO_LEASE_IDLE_MINUTES, ...limits });
   return { id: n.id, own: true, said: `hearth: leased ${n.id} for this ${what2} (${what(n)}); the broker releases it when the ${what2} ends\n` };
 }
 

@@ -202,6 +202,11 @@ export const CreateLeaseBody = z
     maxCost: Credits.optional(),
     /** release the lease after this many minutes with nothing queued or running on it */
     idleReleaseMinutes: z.number().positive().max(24 * 30 * 60).optional(),
+    /**
+     * the price per device-hour the renter saw in the offer: the lease is made at this price or
+     * refused (`price_changed`), so a provider cannot change it between the quote and the lease
+     */
+    pricePerHour: z.number().min(0).max(1e9).optional(),
   })
   .strict();
 export type CreateLeaseBody = z.infer<typeof CreateLeaseBody>;

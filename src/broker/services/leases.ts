@@ -1,6 +1,8 @@
 // Workers, offers and leases with per-second metering. A lease is not billed while its worker is
 // away; it ends when released or when its time is up, and its open jobs are stopped then.
 import { PythonStack, type CreateLeaseBody, type GpuInfo, type Lease, type Offer } from '../../shared/protocol';
+import { credits } from '../../shared/money';
+import { offerCandidates } from '../../shared/offer-pick';
 import { conflict, notFound } from '../errors';
 import type { EventLog } from '../event-log';
 import { newId } from '../ids';
@@ -181,22 +183,20 @@ export class LeaseService {
 
   async createLease(p: Principal, body: CreateLeaseBody): Promise<Lease> {
     await this.expireLeases();
-    const want = body.gpuModel?.toLowerCase();
     const all = await this.offers();
-    const candidates = all.filter(
-      (o) =>
-        o.online &&
-        o.free >= body.count &&
-        (!body.workerId || o.workerId === body.workerId) &&
-        (!want || o.gpuModel.toLowerCase().includes(want)),
-    );
-    candidates.sort((a, b) => a.pricePerHour - b.pricePerHour || b.reliability - a.reliability || b.vramMiB - a.vramMiB);
+    const fitting = offerCandidates(all, body);
+    // A renter who was quoted a price gets it or a refusal, never another price.
+    const quoted = body.pricePerHour;
+    const candidates = quoted === undefined ? fitting : fitting.filter((o) => o.pricePerHour === quoted);
+    if (quoted !== undefined && fitting.length > 0 && candidates.length === 0) throw priceChanged(quoted, fitting[0]!.pricePerHour);
     const pick = candidates[0];
     if (!pick) {
       const what = all.length ? all.map((o) => `${o.gpuModel} on ${o.workerName}: ${o.free}/${o.total} free`).join('; ') : 'no worker is connected';
       throw conflict('no_capacity', `no offer has ${body.count} free ${body.gpuModel ?? 'device(s)'} (${what})`);
     }
     const w = (await this.workers.get(pick.workerId))!;
+    // The worker may have said hello again at another price since the offers were read.
+    if (quoted !== undefined && w.price_per_hour !== quoted) throw priceChanged(quoted, w.price_per_hour);
     const held = await this.heldIndices(w.id);
     const indices = (JSON.parse(w.gpus) as GpuInfo[])
       .filter((g) => g.name === pick.gpuModel && !held.has(g.index))
@@ -265,6 +265,13 @@ export class LeaseService {
   endActiveLease(id: string, jobReason: string, at = Date.now()): Promise<boolean> {
     return this.endLease({ id }, 'released', at, jobReason);
   }
+}
+
+function priceChanged(quoted: number, now: number) {
+  return conflict(
+    'price_changed',
+    `the offer's price is now ${credits(now)}/h per device, not the ${credits(quoted)}/h you were quoted: nothing was leased; look at \`hearth gpus\` and lease again at the new price`,
+  );
 }
 
 /** Milliseconds of r's current time away that fall before `end` (0 while its worker is connected). */

@@ -69,4 +69,8 @@ export const PG_MIGRATIONS: string[] = [
   );
   CREATE INDEX leases_account ON leases (account_id, ended_at);
   `,
+  // 3 (SQLite's 7): when a session's cancel was asked for (the lease taken for it stops billing a grace later).
+  `
+  ALTER TABLE jobs ADD COLUMN cancel_requested_at bigint;
+  `,
 ];

@@ -105,6 +105,11 @@ export const MIGRATIONS: string[] = [
   ) WITHOUT ROWID;
   CREATE INDEX leases_account ON leases(account_id, ended_at);
   `,
+  // 7 (issue 14, finding 6): when a session's cancel was asked for, so the lease taken for it
+  // stops billing a grace later whatever its worker says.
+  `
+  ALTER TABLE jobs ADD COLUMN cancel_requested_at INTEGER;
+  `,
 ];
 
 export function openDb(file: string): Db {
