@@ -9,6 +9,7 @@
 import { credits } from '../shared/money';
 import type { AccountSpend, CreateLeaseBody, Lease } from '../shared/protocol';
 import type { Broker } from './broker';
+import type { Ledger } from './ledger';
 import { conflict } from './errors';
 import type { SpendRepository, WatchedLease } from './store/spend-repository';
 
@@ -43,6 +44,8 @@ export class Spend {
     private readonly repo: SpendRepository,
     /** how long a cancelled session's worker has to stop it before the lease taken for it ends */
     private readonly cancelGraceMs = 30_000,
+    /** meters leases into the ledger after the caps are checked */
+    private readonly ledger?: Ledger,
   ) {}
 
   /** Records a new lease's cap and idle release (from its request). */
@@ -116,6 +119,7 @@ export class Spend {
         await this.end(c.leaseId, 'cancelled', `cancelled: the session was cancelled and its worker had not stopped it ${s} s later; the lease taken for it ended then`, c.cancelAt + this.cancelGraceMs);
       }
       for (const a of await this.repo.limitedAccountsWithActiveLeases()) await this.checkAccount(a.accountId, a.spendLimit!, a.warnedPeriod, now);
+      await this.ledger?.tick(now);
     } finally {
       this.ticking = false;
     }

@@ -23,7 +23,22 @@ export interface Hello {
   stack?: PythonStack | undefined;
 }
 
+/** A lease about to be made, as the ledger sees it (it holds the cost in escrow, or refuses). */
+export interface LeaseQuote {
+  leaseId: string;
+  accountId: string;
+  workerId: string;
+  providerAccountId: string;
+  pricePerHour: number;
+  count: number;
+  createdAt: number;
+  expiresAt: number;
+}
+
 export class LeaseService {
+  /** runs before a lease is stored; throwing refuses it (the ledger's escrow hold, see ledger.ts) */
+  beforeLease: ((q: LeaseQuote) => Promise<void>) | undefined;
+
   constructor(
     private readonly workers: WorkersRepo,
     private readonly leasesRepo: LeasesRepo,
@@ -145,9 +160,7 @@ export class LeaseService {
   // ---------- leases ----------
 
   private async toLease(r: LeaseRow): Promise<Lease> {
-    const end = Math.min(r.ended_at ?? Date.now(), r.expires_at);
-    const billedMs = end - r.created_at - r.away_ms - awayMs(r, end);
-    const secondsUsed = Math.max(0, Math.ceil(billedMs / 1000));
+    const secondsUsed = billedSeconds(r, Date.now());
     return {
       id: r.id,
       workerId: r.worker_id,
@@ -161,7 +174,7 @@ export class LeaseService {
       endedAt: r.ended_at,
       status: r.status,
       secondsUsed,
-      cost: (r.count * r.price_per_hour * secondsUsed) / 3600,
+      cost: costOfSeconds(r, secondsUsed),
     };
   }
 
@@ -204,6 +217,8 @@ export class LeaseService {
       .map((g) => g.index);
     const now = Date.now();
     const id = newId('lease');
+    const expiresAt = now + Math.round(body.hours * 3_600_000);
+    await this.beforeLease?.({ leaseId: id, accountId: p.accountId, workerId: w.id, providerAccountId: w.account_id, pricePerHour: w.price_per_hour, count: body.count, createdAt: now, expiresAt });
     await this.leasesRepo.insert({
       id,
       account_id: p.accountId,
@@ -213,7 +228,7 @@ export class LeaseService {
       count: body.count,
       price_per_hour: w.price_per_hour,
       created_at: now,
-      expires_at: now + Math.round(body.hours * 3_600_000),
+      expires_at: expiresAt,
     });
     return this.lease(p, id);
   }
@@ -272,6 +287,17 @@ function priceChanged(quoted: number, now: number) {
     'price_changed',
     `the offer's price is now ${credits(now)}/h per device, not the ${credits(quoted)}/h you were quoted: nothing was leased; look at \`hearth gpus\` and lease again at the new price`,
   );
+}
+
+/** The whole seconds of r billed by `now`: its time so far (up to its end), less the time its worker was away. */
+export function billedSeconds(r: LeaseRow, now: number): number {
+  const end = Math.min(r.ended_at ?? now, r.expires_at);
+  return Math.max(0, Math.ceil((end - r.created_at - r.away_ms - awayMs(r, end)) / 1000));
+}
+
+/** What `seconds` of r cost in credits (per second: price per device-hour × devices / 3600). */
+export function costOfSeconds(r: Pick<LeaseRow, 'count' | 'price_per_hour'>, seconds: number): number {
+  return (r.count * r.price_per_hour * seconds) / 3600;
 }
 
 /** Milliseconds of r's current time away that fall before `end` (0 while its worker is connected). */
