@@ -88,7 +88,10 @@ class Session:
         self.set_state("starting")
         # ipykernel's native kernel: this very interpreter (a venv's python as itself), whatever
         # kernelspecs are installed.
-        km = KernelManager(kernel_name="python3", kernel_spec_manager=this_interpreter())
+        # IPC sockets in a folder only this user may enter, not TCP on 127.0.0.1: what one session
+        # could otherwise reach of another's kernel (IOPub needs no key to subscribe to).
+        ipc = os.path.join(tempfile.mkdtemp(prefix="hearth-ipc-"), "kernel")
+        km = KernelManager(kernel_name="python3", kernel_spec_manager=this_interpreter(), transport="ipc", ip=ipc)
         km.start_kernel(cwd=os.getcwd(), stdout=sys.stderr, stderr=sys.stderr)
         kc = km.client()
         kc.start_channels()

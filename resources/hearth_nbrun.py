@@ -119,7 +119,9 @@ class Runner:
 
         # ipykernel's native kernel: this very interpreter (a venv's python as itself), whatever
         # kernelspecs are installed.
-        self.km = KernelManager(kernel_name="python3", kernel_spec_manager=this_interpreter())
+        # IPC sockets in a folder only this user may enter, not TCP on 127.0.0.1 (see hearth_kernel.py).
+        ipc = os.path.join(tempfile.mkdtemp(prefix="hearth-ipc-"), "kernel")
+        self.km = KernelManager(kernel_name="python3", kernel_spec_manager=this_interpreter(), transport="ipc", ip=ipc)
         # The kernel process's own output (os.write(1, …), C libraries) goes to stderr, the job's
         # log: stdout carries the events and must hold nothing else.
         self.km.start_kernel(cwd=os.path.dirname(os.path.abspath(self.nb_path)) or ".", stdout=sys.stderr, stderr=sys.stderr)

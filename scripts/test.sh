@@ -61,7 +61,8 @@ if PG_URL=$(bash scripts/postgres-test.sh start "$PG_DIR" "$PG_PORT"); then
     test/integration/broker-log-attacks.test.ts test/integration/broker-http-attacks.test.ts test/integration/security.test.ts \
     test/integration/worker-reconnect.test.ts test/integration/resilience.test.ts test/integration/run.test.ts \
     test/integration/kernel-session.test.ts test/integration/panel-feed.test.ts test/integration/broker-replicas.test.ts \
-    test/integration/spend.test.ts test/integration/market-trust.test.ts test/integration/ledger.test.ts test/integration/secrets.test.ts test/integration/s3-blobs.test.ts test/integration/cli.test.ts
+    test/integration/spend.test.ts test/integration/market-trust.test.ts test/integration/ledger.test.ts test/integration/secrets.test.ts test/integration/s3-blobs.test.ts test/integration/cli.test.ts \
+    test/integration/lease-limits.test.ts
   unset HEARTH_TEST_DATABASE
 else
   log "PostgreSQL could not be started; the PostgreSQL runs FAILED"

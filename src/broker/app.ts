@@ -173,7 +173,7 @@ export async function buildBroker(options: BrokerOptions, logger: FastifyServerO
   const shutdown = new AbortController();
   // Every open follower listens for shutdown; dozens are normal, not a leak.
   setMaxListeners(0, shutdown.signal);
-  const hub = new WorkerHub(broker, app.log, opts.heartbeatMs, opts.lostAfterMs, secrets);
+  const hub = new WorkerHub(broker, app.log, opts.heartbeatMs, opts.lostAfterMs, secrets, blobs);
   await app.register(websocket, { options: { maxPayload: 16 * 1024 * 1024 } });
   const ledger = new Ledger(broker, store.ledger, opts.credit, opts.meterMs);
   broker.leaseService.beforeLease = (q) => ledger.hold(q);

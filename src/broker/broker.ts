@@ -174,8 +174,8 @@ export class Broker {
     return this.jobService.recordJobUpload(job, sha, size);
   }
 
-  recordArtifact(job: JobRow, a: Artifact): Promise<void> {
-    return this.jobService.recordArtifact(job, a);
+  recordArtifact(job: JobRow, a: Artifact, mask?: (a: Artifact) => Promise<Artifact>): Promise<Artifact> {
+    return this.jobService.recordArtifact(job, a, mask);
   }
 
   // ---------- blob metadata (the bytes are the blob store's) ----------

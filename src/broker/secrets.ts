@@ -11,8 +11,42 @@ import { isTerminal, SECRET_ACCOUNT_MAX_BYTES, type EventBody, type SecretInfo }
 import type { JobRow } from './event-log';
 import { conflict, notFound } from './errors';
 import { SecretBox, SecretsKeyError } from './secret-box';
-import { MAX_MASKED_STRINGS, maskedStrings, SecretMasker } from './secret-mask';
+import { maskedArtifactPath, MAX_MASKED_STRINGS, maskedStrings, SecretMasker } from './secret-mask';
 import type { SealedSecret, SecretRepository } from './store/secrets-repo';
+
+/**
+ * A log chunk after what was held back: masked across every boundary, the end that could start a
+ * value held back again, and what is emitted of earlier parts of the other stream put in front.
+ */
+function maskLog(masker: SecretMasker, carry: readonly LogPart[], body: Extract<EventBody, { type: 'log' }>): { body: EventBody; before: EventBody[]; carry: LogPart[] } {
+  const parts = [...carry];
+  const last = parts[parts.length - 1];
+  if (last?.stream === body.stream) parts[parts.length - 1] = { stream: last.stream, data: last.data + body.data };
+  else parts.push({ stream: body.stream, data: body.data });
+  const masked = masker.maskParts(parts.map((p) => p.data)).map((data, i) => ({ stream: parts[i]!.stream, data }));
+  let left = masked.reduce((n, p) => n + p.data.length, 0) - masker.heldEnd(masked.map((p) => p.data).join(''));
+  const emit: LogPart[] = [];
+  const held: LogPart[] = [];
+  for (const p of masked) {
+    if (left >= p.data.length) emit.push(p);
+    else {
+      if (left > 0) emit.push({ stream: p.stream, data: p.data.slice(0, left) });
+      held.push({ stream: p.stream, data: p.data.slice(Math.max(0, left)) });
+    }
+    left -= p.data.length;
+  }
+  // Parts emptied by masking go, and what is then next to its own stream's text joins it.
+  const out: LogPart[] = [];
+  for (const p of emit) {
+    const prev = out[out.length - 1];
+    if (!p.data) continue;
+    if (prev?.stream === p.stream) prev.data += p.data;
+    else out.push({ ...p });
+  }
+  // This event carries the last of it when that is its own stream's; the rest goes before it.
+  const own = out[out.length - 1]?.stream === body.stream ? out.pop()! : { stream: body.stream, data: '' };
+  return { body: { ...body, data: own.data }, before: out.map((p) => ({ type: 'log', ...p })), carry: held.filter((p) => p.data) };
+}
 
 /** What the key check value seals: a known text, so a wrong key is told at start, not as garbage later. */
 const KEY_CHECK = 'hearth secrets key check v1';
@@ -21,11 +55,16 @@ const aad = (accountId: string, name: string) => `${accountId}\0${name}`;
 /** Secrets one account may hold. */
 export const MAX_SECRETS_PER_ACCOUNT = 200;
 
+type LogPart = { stream: 'stdout' | 'stderr'; data: string };
+
 interface JobMasking {
   /** values handed to this session at dispatch (still masked after the secret is removed) */
   given: Set<string>;
-  /** held-back ends of each stream (see SecretMasker.split) */
-  carry: { stdout: string; stderr: string };
+  /**
+   * The held-back end of the log, in order: what could start a value that the next chunk, of
+   * either stream, completes (see SecretMasker.heldEnd). Parts of both streams when it spans them.
+   */
+  carry: LogPart[];
   /** built once per change of the account's secrets, not per event */
   masker?: { version: number; masker: SecretMasker };
 }
@@ -142,7 +181,7 @@ export class Secrets {
 
   private jobState(jobId: string): JobMasking {
     let m = this.jobs.get(jobId);
-    if (!m) this.jobs.set(jobId, (m = { given: new Set(), carry: { stdout: '', stderr: '' } }));
+    if (!m) this.jobs.set(jobId, (m = { given: new Set(), carry: [] }));
     return m;
   }
 
@@ -170,13 +209,17 @@ export class Secrets {
     const none = { body, before: [], commit: () => {} };
     switch (body.type) {
       case 'log': {
-        if (masker.empty && !state?.carry[body.stream]) return none;
-        const r = masker.split(state?.carry[body.stream] ?? '', body.data);
+        const carry = state?.carry ?? [];
+        if (masker.empty && !carry.length) return none;
+        const r = maskLog(masker, carry, body);
+        // What is emitted of the other stream goes in front, as events of its own. (Appended
+        // before this one: should this one's append fail, its resend may print them again; they
+        // are masked, so that repeats at most a few characters.)
         return {
-          body: { ...body, data: r.emit },
-          before: [],
+          body: r.body,
+          before: r.before,
           commit: () => {
-            this.jobState(job.id).carry[body.stream] = r.carry;
+            this.jobState(job.id).carry = r.carry;
           },
         };
       }
@@ -186,22 +229,35 @@ export class Secrets {
         // What was held back could only have been the start of a value: it is printed as it is.
         // Taken out now: the caller appends them before the status, and a resent status (its
         // append failed) must not print them twice.
-        const before: EventBody[] = [];
-        for (const stream of ['stdout', 'stderr'] as const) {
-          const c = state?.carry[stream];
-          if (c) before.push({ type: 'log', stream, data: c });
-          if (state) state.carry[stream] = '';
-        }
+        const before: EventBody[] = (state?.carry ?? []).filter((p) => p.data).map((p) => ({ type: 'log', ...p }));
+        if (state) state.carry = [];
         return { body: masked, before, commit: () => this.jobs.delete(job.id) };
       }
       case 'kernel':
         return masker.empty ? none : { ...none, body: { ...body, content: masker.maskDeep(body.content) } };
       case 'notice':
         return masker.empty ? none : { ...none, body: { ...body, message: masker.mask(body.message) } };
+      case 'scalars': {
+        // A run's folder and a tag are names the program chose: a value can be in them too.
+        if (masker.empty) return none;
+        const seen = new Map<string, string>();
+        const m = (s: string) => seen.get(s) ?? (seen.set(s, masker.mask(s)), seen.get(s)!);
+        return { ...none, body: { ...body, points: body.points.map((p) => ({ ...p, run: m(p.run), tag: m(p.tag) })) } };
+      }
+      case 'artifact':
+        // recordArtifact stored it under its masked path already (maskedArtifactPath).
+        return masker.empty ? none : { ...none, body: { ...body, artifact: { ...body.artifact, path: maskedArtifactPath(masker, body.artifact.path) } } };
+      case 'setup':
+        return masker.empty ? none : { ...none, body: { ...body, source: maskedArtifactPath(masker, body.source) } };
       default:
-        // scalars, telemetry and artifacts are numbers, tags and paths, not the program's text
+        // telemetry is numbers
         return none;
     }
+  }
+
+  /** The masker of a job's session (its owner's values and those it was given), for its artifacts. */
+  maskerOf(job: Pick<JobRow, 'id' | 'account_id'>): SecretMasker {
+    return this.maskerFor(job);
   }
 
   /** Forgets a job's masking state (it ended without a status from its worker, e.g. lost). */

@@ -14,14 +14,18 @@ import {
   isTerminal,
   PROTOCOL_VERSION,
   WorkerToBroker,
+  type Artifact,
   type GpuTelemetry,
   type JobAssignment,
   type KernelRequest,
 } from '../shared/protocol';
 import { ArtifactRefused, type Broker, type Principal, type WorkerLink } from './broker';
 import type { JobRow } from './event-log';
+import { maskArtifact } from './artifact-mask';
 import type { Secrets } from './secrets';
+import type { BlobStore } from './store/blob-store';
 import type { WorkerCommand } from './store/store';
+import { plausibleTelemetry } from './plausible-telemetry';
 
 interface Conn {
   socket: WebSocket;
@@ -51,6 +55,8 @@ export class WorkerHub implements WorkerLink {
     private readonly lostAfterMs: number,
     /** the renters' secrets: sent with each dispatch, masked out of each event */
     private readonly secrets?: Secrets,
+    /** where artifacts' bytes are: a notebook's outputs are masked into a new blob (artifact-mask.ts) */
+    private readonly blobs?: BlobStore,
   ) {
     broker.link = this;
     broker.store.onCommand((cmd) => {
@@ -216,6 +222,8 @@ export class WorkerHub implements WorkerLink {
           message: `the worker sent an invalid event (${kind}: ${why.replace(/^body\./, '').slice(0, 500)}); it was dropped`,
         });
       }
+      // A worker whose hello is refused (a name with control characters, say) is told why and let go.
+      if (!conn) return fail(`invalid hello: ${why}`);
       return this.reject(socket, `invalid message: ${why}`);
     }
     const msg = parsed.data;
@@ -240,7 +248,7 @@ export class WorkerHub implements WorkerLink {
       case 'hello':
         return this.reject(socket, 'hello was already received');
       case 'heartbeat':
-        conn.telemetry = msg.telemetry;
+        conn.telemetry = msg.telemetry && plausibleTelemetry(msg.telemetry);
         return this.broker.touchWorker(conn.workerId);
       case 'job-accepted':
         return this.store.jobs.accept(msg.jobId, conn.workerId, Date.now());
@@ -258,9 +266,14 @@ export class WorkerHub implements WorkerLink {
     try {
       job = await this.broker.events.job(jobId);
       if (!job || job.worker_id !== conn.workerId) return this.reject(conn.socket, `job ${jobId} is not assigned to this worker`);
+      if (body.type === 'telemetry') body = { ...body, gpus: plausibleTelemetry(body.gpus) };
       if (body.type === 'artifact' && !isTerminal(job.status) && wseq === job.last_wseq + 1) {
         try {
-          await this.broker.recordArtifact(job, body.artifact);
+          // Stored with secret values masked out of its path, and out of a notebook's outputs.
+          const { secrets, blobs } = this;
+          const row = job;
+          const mask = secrets && blobs ? (a: Artifact) => maskArtifact(secrets.maskerOf(row), a, blobs, (sha, size) => this.broker.recordJobUpload(row, sha, size)) : undefined;
+          body = { ...body, artifact: await this.broker.recordArtifact(job, body.artifact, mask) };
         } catch (err) {
           if (!(err instanceof ArtifactRefused)) throw err;
           // Appended as a notice instead, so the worker moves on and the person sees why.

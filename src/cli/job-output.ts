@@ -7,6 +7,7 @@ import type { BrokerClient } from '../client/api';
 import type { SubmittedRun } from '../client/submit-run';
 import { kernelText } from '../shared/kernel-text';
 import { setupText } from '../shared/setup-text';
+import { LogText, workerWords } from '../shared/terminal-text';
 import { isTerminal, JobStatus, type Job, type JobEvent } from '../shared/protocol';
 import { clientFor, flag, globals, idArg, PositiveInt, UsageError } from './context';
 import { exitCodeOf, type Ending } from './exit-codes';
@@ -15,20 +16,28 @@ import { formatBytes, formatDuration, printJson, table, write } from './output';
 type Stream = 'stdout' | 'stderr';
 type Piece = { stream: Stream; data: string };
 
-/** What one event prints, and where. */
-export function renderEvent(e: JobEvent): Piece[] {
+/** A log's two streams, each keeping a colour sequence cut between two events whole. */
+export type LogTexts = Record<Stream, LogText>;
+export const logTexts = (): LogTexts => ({ stdout: new LogText(), stderr: new LogText() });
+
+/**
+ * What one event prints, and where. Everything in it came from the worker: the job's own output
+ * keeps its colours and `\r` and nothing else a terminal would act on (terminal-text.ts).
+ */
+export function renderEvent(e: JobEvent, texts: LogTexts): Piece[] {
   const b = e.body;
-  if (b.type === 'log') return [{ stream: b.stream, data: b.data }];
+  if (b.type === 'log') return [{ stream: b.stream, data: texts[b.stream].write(b.data) }];
   if (b.type === 'kernel') {
     // A notebook run's cell outputs, as a console shows them.
     const t = kernelText(b);
-    return t ? [{ stream: t.stream === 'stdout' ? 'stdout' : 'stderr', data: t.data }] : [];
+    const stream = t?.stream === 'stdout' ? 'stdout' : 'stderr';
+    return t ? [{ stream, data: texts[stream].write(t.data) }] : [];
   }
-  if (b.type === 'notice') return [{ stream: 'stderr', data: `hearth: ${b.level}: ${b.message}\n` }];
-  if (b.type === 'setup') return [{ stream: 'stderr', data: `hearth: ${setupText(b)}\n` }];
+  if (b.type === 'notice') return [{ stream: 'stderr', data: `hearth: ${b.level}: ${workerWords(b.message)}\n` }];
+  if (b.type === 'setup') return [{ stream: 'stderr', data: `hearth: ${workerWords(setupText(b))}\n` }];
   if (b.type === 'status' && isTerminal(b.status) && b.status !== 'succeeded') {
-    const how = b.signal ? (b.reason?.includes(b.signal) ? '' : ` (${b.signal})`) : b.exitCode != null ? ` (exit code ${b.exitCode})` : '';
-    return [{ stream: 'stderr', data: `hearth: job ${b.status}${how}${b.reason ? `: ${b.reason}` : ''}\n` }];
+    const how = b.signal ? (b.reason?.includes(b.signal) ? '' : ` (${workerWords(b.signal)})`) : b.exitCode != null ? ` (exit code ${b.exitCode})` : '';
+    return [{ stream: 'stderr', data: `hearth: job ${b.status}${how}${b.reason ? `: ${workerWords(b.reason)}` : ''}\n` }];
   }
   return [];
 }
@@ -87,6 +96,7 @@ export async function followLog(
   }
   let ending: Ending | undefined;
   let warned = false;
+  const texts = logTexts();
   for await (const e of client.events(jobId, {
     follow: opts.follow,
     signal: opts.signal,
@@ -102,11 +112,12 @@ export async function followLog(
       await print(tail.take());
       tail = undefined;
     }
-    const ps = renderEvent(e);
+    const ps = renderEvent(e, texts);
     if (tail) for (const p of ps) tail.push(p);
     else await print(ps);
   }
   if (tail) await print(tail.take());
+  await print((['stdout', 'stderr'] as const).map((stream) => ({ stream, data: texts[stream].end() })).filter((p) => p.data));
   const job = await client.job(jobId);
   return { job, ending: ending ?? job };
 }

@@ -13,6 +13,7 @@ import { followLog, listJobs, logsCommand, runSummary, scriptArgsHint, stdinNote
 import { ByteProgress, formatBytes, printJson, table } from './output';
 import { leaseLimitFlags } from './leases';
 import { credits } from '../shared/money';
+import { visibleText } from '../shared/terminal-text';
 
 
 /**
@@ -35,7 +36,7 @@ export async function pickLease(
     : limits.maxCost !== undefined
       ? undefined
       : (await client.leases()).find((x) => x.status === 'active' && x.expiresAt - Date.now() > 60_000 && !kernels.has(x.id));
-  const what = (x: Lease) => `${x.count}× ${x.gpuModel} on ${x.workerName} at ${x.pricePerHour} credits/h per device${x.maxCost != null ? `, capped at ${credits(x.maxCost)}` : ''}`;
+  const what = (x: Lease) => `${x.count}× ${visibleText(x.gpuModel)} on ${visibleText(x.workerName)} at ${x.pricePerHour} credits/h per device${x.maxCost != null ? `, capped at ${credits(x.maxCost)}` : ''}`;
   if (l) return { id: l.id, own: false, said: `hearth: on lease ${l.id} (${what(l)})\n` };
   // Released when the run ends; the idle release covers a CLI killed before it submitted anything.
   const n = await leaseAtQuote(client, { count: 1, hours: 1, idleReleaseMinutes: AUTO_LEASE_IDLE_MINUTES, ...limits });
@@ -226,6 +227,6 @@ export function registerJobCommands(program: Command): void {
         return printJson(files.map((f) => ({ ...f.artifact, file: f.absPath, skipped: f.skipped, resumedFrom: f.resumedFrom })));
       }
       if (!files.length) process.stderr.write(`hearth: ${jobId} has no artifacts (did --outputs match what the job wrote?)\n`);
-      for (const f of files) process.stdout.write(`${f.absPath}  ${formatBytes(f.artifact.size)}${f.skipped ? '  (already here)' : ''}\n`);
+      for (const f of files) process.stdout.write(`${visibleText(f.absPath)}  ${formatBytes(f.artifact.size)}${f.skipped ? '  (already here)' : ''}\n`);
     });
 }

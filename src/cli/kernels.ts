@@ -9,6 +9,8 @@ import { clientFor, flag, globals, idArg, NonNegative, UsageError } from './cont
 import { DEFAULT_OUTPUTS } from '../client/submit-run';
 import { pickLease, requirementsFlag } from './jobs';
 import { setupText } from '../shared/setup-text';
+import { workerWords } from '../shared/terminal-text';
+import { logTexts } from './job-output';
 import { printJson, write } from './output';
 
 export function registerKernelCommands(program: Command): void {
@@ -41,8 +43,8 @@ export function registerKernelCommands(program: Command): void {
         const b = e.body;
         if (b.type === 'kernel' && b.requestId === null && b.msgType === 'status' && b.content.execution_state === 'idle') break;
         if (b.type === 'status' && ['failed', 'cancelled', 'lost'].includes(b.status)) throw new Error(`the kernel did not start: ${b.reason ?? b.status}`);
-        if (b.type === 'notice') process.stderr.write(`hearth: ${b.level}: ${b.message}\n`);
-        if (b.type === 'setup') process.stderr.write(`hearth: ${setupText(b)}\n`);
+        if (b.type === 'notice') process.stderr.write(`hearth: ${b.level}: ${workerWords(b.message)}\n`);
+        if (b.type === 'setup') process.stderr.write(`hearth: ${workerWords(setupText(b))}\n`);
         // Before the kernel is up, what it logs is the install of its packages (pip's output).
         if (b.type === 'log') process.stderr.write(b.data);
       }
@@ -72,6 +74,7 @@ export function registerKernelCommands(program: Command): void {
       };
       process.on('SIGINT', onInt);
       let status = 'ok';
+      const texts = logTexts();
       try {
         for await (const e of client.events(id, { from, follow: true, signal: stopFollowing.signal })) {
           const b = e.body;
@@ -87,7 +90,7 @@ export function registerKernelCommands(program: Command): void {
             throw new UsageError('the code asked for input, which `hearth kernel exec` cannot give (use the notebook editor); it was interrupted');
           }
           const t = kernelText(b);
-          if (t) await write(t.stream === 'stdout' ? process.stdout : process.stderr, t.data);
+          if (t) await write(t.stream === 'stdout' ? process.stdout : process.stderr, texts[t.stream].write(t.data));
         }
       } catch (err) {
         if (!stopFollowing.signal.aborted) throw err;

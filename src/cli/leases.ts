@@ -2,8 +2,10 @@
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { accountSpendText, leaseLimitsText, leasePriceText } from '../shared/money';
+import { networkShort } from '../shared/network-text';
 import { Credits, type Lease } from '../shared/protocol';
 import { leaseAtQuote } from '../client/lease-quote';
+import { visibleText } from '../shared/terminal-text';
 import { clientFor, DurationFlag, flag, globals, idArg, PositiveInt, PositiveNumber } from './context';
 import { formatBytes, formatDuration, printJson, table } from './output';
 
@@ -12,7 +14,7 @@ function leaseRows(leases: Lease[]): string {
   return table(
     leases.map((l) => [
       l.id,
-      l.status === 'active' || !l.endReason || l.endReason === l.status ? l.status : `${l.status} (${l.endReason})`,
+      l.status === 'active' && l.waitingFor ? 'waiting' : l.status === 'active' || !l.endReason || l.endReason === l.status ? l.status : `${l.status} (${l.endReason})`,
       `${l.count}× ${l.gpuModel}`,
       l.workerName,
       l.status === 'active' ? formatDuration(l.expiresAt - now) : '',
@@ -20,7 +22,9 @@ function leaseRows(leases: Lease[]): string {
       `${leaseLimitsText(l)}${l.spendWarning && l.status === 'active' ? ' ⚠' : ''}`,
     ]),
     ['LEASE', 'STATUS', 'DEVICES', 'WORKER', 'TIME LEFT', 'COST', 'LIMITS'],
-  ) + leases.filter((l) => l.status === 'active' && l.spendWarning).map((l) => `warning: ${l.id}: ${l.spendWarning}\n`).join('');
+  ) +
+    leases.filter((l) => l.status === 'active' && l.waitingFor).map((l) => `waiting: ${l.id}: for ${l.waitingFor}\n`).join('') +
+    leases.filter((l) => l.status === 'active' && l.spendWarning).map((l) => `warning: ${l.id}: ${l.spendWarning}\n`).join('');
 }
 
 /** `--max-cost` and `--idle-release` of `hearth lease` and `hearth run`, for the lease request. */
@@ -54,10 +58,11 @@ export function registerLeaseCommands(program: Command): void {
             o.stack ? (o.stack.kernels ? 'yes' : 'no') : '?',
             o.stack?.driver ?? '-',
             o.stack?.diskFreeBytes !== undefined ? formatBytes(o.stack.diskFreeBytes) : '?',
+            networkShort(o.stack),
             o.workerName,
             o.workerId,
           ]),
-          ['MODEL', 'VRAM', 'FREE', 'PRICE/H', 'RELIABILITY', 'PYTHON', 'NOTEBOOKS', 'DRIVER', 'DISK FREE', 'WORKER', 'WORKER ID'],
+          ['MODEL', 'VRAM', 'FREE', 'PRICE/H', 'RELIABILITY', 'PYTHON', 'NOTEBOOKS', 'DRIVER', 'DISK FREE', 'NETWORK', 'WORKER', 'WORKER ID'],
         ),
       );
     });
@@ -79,8 +84,9 @@ export function registerLeaseCommands(program: Command): void {
       process.stdout.write(`${lease.id}\n`);
       const limits = leaseLimitsText(lease);
       process.stderr.write(
-        `leased ${lease.count}× ${lease.gpuModel} on ${lease.workerName} until ${new Date(lease.expiresAt).toLocaleString()} (${leasePriceText(lease, hours)}${limits ? `; ${limits}` : ''})\n`,
+        `leased ${lease.count}× ${visibleText(lease.gpuModel)} on ${visibleText(lease.workerName)} until ${new Date(lease.expiresAt).toLocaleString()} (${leasePriceText(lease, hours)}${limits ? `; ${limits}` : ''})\n`,
       );
+      if (lease.waitingFor) process.stderr.write(`waiting for ${lease.waitingFor}\n`);
     });
 
   program

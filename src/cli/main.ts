@@ -12,6 +12,7 @@ import { registerPushCommand } from './push';
 import { registerSecretCommands } from './secrets';
 import { registerServerCommands } from './up';
 import { VERSION } from './version';
+import { visibleLines } from '../shared/terminal-text';
 
 export function buildProgram(): Command {
   const program = new Command('hearth')
@@ -43,20 +44,20 @@ async function main(argv: string[]): Promise<void> {
       return;
     }
     if (err instanceof BrokerError) {
-      process.stderr.write(`hearth: ${err.message}\n`);
+      process.stderr.write(`hearth: ${visibleLines(err.message)}\n`);
       // The message already says the first issue; the rest follow, each once.
-      for (const i of err.issues ?? []) if (!err.message.includes(i.message)) process.stderr.write(`  ${i.path}: ${i.message}\n`);
+      for (const i of err.issues ?? []) if (!err.message.includes(i.message)) process.stderr.write(`  ${visibleLines(i.path)}: ${visibleLines(i.message)}\n`);
       process.exitCode = err.code === 'unreachable' ? EXIT.unreachable : err.code === 'bad_url' ? EXIT.usage : EXIT.error;
       return;
     }
     if (err instanceof UsageError) {
-      process.stderr.write(`hearth: ${err.message}\n`);
+      process.stderr.write(`hearth: ${visibleLines(err.message)}\n`);
       process.exitCode = EXIT.usage;
       return;
     }
     // Stacks are for whoever debugs hearth itself; a person gets the message.
     const e = err as Error;
-    process.stderr.write(`hearth: ${process.env.HEARTH_DEBUG ? (e.stack ?? String(e)) : (e.message ?? String(e))}\n`);
+    process.stderr.write(`hearth: ${visibleLines(process.env.HEARTH_DEBUG ? (e.stack ?? String(e)) : (e.message ?? String(e)))}\n`);
     process.exitCode = EXIT.error;
   }
 }

@@ -1,18 +1,21 @@
 // How the CLI prints: tables for people, JSON for scripts, progress bars only on a terminal.
 import { SingleBar } from 'cli-progress';
 import { once } from 'node:events';
+import { inertJson, visibleText } from '../shared/terminal-text';
 
 /** Writes and waits for the stream to drain, so a fast job cannot fill memory with its output. */
 export async function write(stream: NodeJS.WriteStream, data: string): Promise<void> {
   if (!stream.write(data)) await once(stream, 'drain');
 }
 
+/** JSON for scripts; C1 controls (U+009B is a CSI to some terminals) and bidi overrides as \u escapes. */
 export function printJson(data: unknown): void {
-  process.stdout.write(JSON.stringify(data, null, 2) + '\n');
+  process.stdout.write(inertJson(JSON.stringify(data, null, 2)) + '\n');
 }
 
+/** A table for a person; every cell may hold a worker's text, so its control characters show as escapes. */
 export function table(rows: string[][], header: string[]): string {
-  const all = [header, ...rows];
+  const all = [header, ...rows.map((r) => r.map(visibleText))];
   const widths = header.map((_, i) => Math.max(...all.map((r) => (r[i] ?? '').length)));
   return all.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd()).join('\n') + '\n';
 }

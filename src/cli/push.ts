@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import { readFileSync, statSync } from 'node:fs';
 import { checkHubToken, HUB_REPO_RE, HubPushError, pushRun } from '../client/hub-push';
 import { Id } from '../shared/protocol';
+import { workerWords } from '../shared/terminal-text';
 import { clientFor, flag, globals, UsageError } from './context';
 import { printJson } from './output';
 import { promptHidden } from './prompt';
@@ -55,7 +56,7 @@ export function registerPushCommand(program: Command): void {
           hubUrl: o.hubUrl,
           private: o.private,
           revision: o.revision,
-          onProgress: (m) => process.stderr.write(`hearth: ${m}\n`),
+          onProgress: (m) => process.stderr.write(`hearth: ${workerWords(m)}\n`),
         });
         if (globals(cmd).json) return printJson(r);
         process.stdout.write(`${r.commitUrl ?? r.repoUrl}\n`);

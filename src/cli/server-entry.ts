@@ -12,9 +12,9 @@ import { VERSION } from './version';
 
 export type WorkerSettings = Pick<
   WorkerOptions,
-  | 'python' | 'nvidiaSmi' | 'pricePerHour' | 'name' | 'killGraceMs' | 'sandbox' | 'hidePaths'
+  | 'python' | 'nvidiaSmi' | 'pricePerHour' | 'name' | 'killGraceMs' | 'sandbox' | 'jobNetwork' | 'hidePaths'
   | 'jobUser' | 'jobMemoryBytes' | 'jobPids' | 'jobDiskBytes' | 'jobTmpBytes' | 'tailMaxFileBytes' | 'tailMaxJobBytes' | 'hfCacheMaxBytes'
-  | 'envCacheMaxBytes'
+  | 'envCacheMaxBytes' | 'keptJobsMaxBytes'
 >;
 
 /** A service's log: one JSON object a line, with workerId/jobId fields, on stderr. */

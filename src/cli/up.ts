@@ -5,8 +5,9 @@ import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { resolveDataDir } from '../client/config';
 import { flag, globals, NonNegative, PortFlag, PositiveNumber, UsageError } from './context';
-import { ByteSize, DEFAULT_LIMITS, formatBytes, PidCount } from '../worker/limits';
+import { ByteSize, DEFAULT_KEPT_JOBS_BYTES, DEFAULT_LIMITS, formatBytes, PidCount } from '../worker/limits';
 import { DEFAULT_JOB_USER, SANDBOX_MODES, type SandboxMode } from '../worker/sandbox';
+import { JOB_NETWORK_MODES, type JobNetworkMode } from '../worker/session-network';
 import { DEFAULT_HF_CACHE_MAX_BYTES } from '../worker/hf-cache';
 import { DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_JOB_BYTES } from '../worker/tailer';
 import { DEFAULT_ENV_CACHE_BYTES } from '../worker/env-cache';
@@ -20,6 +21,7 @@ interface WorkerFlags {
   name?: string;
   killGrace?: string;
   sandbox?: string;
+  jobNetwork?: string;
   hide?: string[];
   jobUser?: string;
   jobMemory?: string;
@@ -30,6 +32,7 @@ interface WorkerFlags {
   tailMaxJob?: string;
   hfCacheMax?: string;
   envCacheMax?: string;
+  keptJobsMax?: string;
 }
 
 /** Loads the server bundle (dist/server.js) on demand; from source (tests via tsx) the module itself. */
@@ -47,6 +50,7 @@ function workerSettings(f: WorkerFlags): ServerEntry.WorkerSettings {
     name: f.name,
     killGraceMs: f.killGrace === undefined ? undefined : flag('kill-grace', NonNegative, f.killGrace) * 1000,
     sandbox: sandboxFlag(f.sandbox),
+    jobNetwork: jobNetworkFlag(f.jobNetwork),
     hidePaths: f.hide?.map((p) => resolve(p)),
     jobUser: f.jobUser,
     jobMemoryBytes: size('job-memory', f.jobMemory),
@@ -57,6 +61,7 @@ function workerSettings(f: WorkerFlags): ServerEntry.WorkerSettings {
     tailMaxJobBytes: size('tail-max-job', f.tailMaxJob),
     hfCacheMaxBytes: f.hfCacheMax === undefined ? undefined : f.hfCacheMax.trim() === '0' ? 0 : size('hf-cache-max', f.hfCacheMax),
     envCacheMaxBytes: size('env-cache-max', f.envCacheMax),
+    keptJobsMaxBytes: f.keptJobsMax === undefined ? undefined : f.keptJobsMax.trim() === '0' ? 0 : size('kept-jobs-max', f.keptJobsMax),
   };
 }
 
@@ -66,6 +71,12 @@ function sandboxFlag(v: string | undefined): SandboxMode | undefined {
   if (v === undefined) return undefined;
   if (!(SANDBOX_MODES as readonly string[]).includes(v)) throw new UsageError(`--sandbox must be one of ${SANDBOX_MODES.join(', ')} (got ${JSON.stringify(v)})`);
   return v as SandboxMode;
+}
+
+function jobNetworkFlag(v: string | undefined): JobNetworkMode | undefined {
+  if (v === undefined) return undefined;
+  if (!(JOB_NETWORK_MODES as readonly string[]).includes(v)) throw new UsageError(`--job-network must be one of ${JOB_NETWORK_MODES.join(', ')} (got ${JSON.stringify(v)})`);
+  return v as JobNetworkMode;
 }
 
 /**
@@ -125,6 +136,7 @@ export function registerServerCommands(program: Command): void {
       .option('--name <name>', 'name shown in offers', hostname())
       .option('--kill-grace <seconds>', 'seconds between SIGTERM and SIGKILL when a job is stopped')
       .option('--sandbox <mode>', 'confine jobs with bubblewrap: auto (when it works here), bwrap (required) or none', 'auto')
+      .option('--job-network <mode>', 'what a session\'s own network reaches besides its loopback: internet (through user-mode NAT; never this host, its LAN or other sessions) or none (default internet)')
       .option('--hide <dir>', 'another folder sandboxed jobs must not see, e.g. a broker\'s data dir (repeatable)', (v: string, all: string[] = []) => [...all, v])
       .option('--job-user <user>', `who jobs run as when the worker runs as root: a name, uid or uid:gid, never root (default ${DEFAULT_JOB_USER})`)
       .option('--job-memory <size>', `memory of one job, its /tmp and /dev/shm included, e.g. 8G (default ${formatBytes(DEFAULT_LIMITS.memoryBytes)})`)
@@ -134,7 +146,8 @@ export function registerServerCommands(program: Command): void {
       .option('--tail-max-file <size>', `bytes of one TensorBoard file the worker reads (default ${formatBytes(DEFAULT_MAX_FILE_BYTES)})`)
       .option('--tail-max-job <size>', `bytes of one job's TensorBoard files the worker reads (default ${formatBytes(DEFAULT_MAX_JOB_BYTES)})`)
       .option('--hf-cache-max <size>', `size of the per-account Hugging Face caches together, least recently used models evicted; 0 turns them off (default ${formatBytes(DEFAULT_HF_CACHE_MAX_BYTES)})`)
-      .option('--env-cache-max <size>', `disk for the environments built from runs' requirements; least recently used go past it (default ${formatBytes(DEFAULT_ENV_CACHE_BYTES)})`);
+      .option('--env-cache-max <size>', `disk for the environments built from runs' requirements; least recently used go past it (default ${formatBytes(DEFAULT_ENV_CACHE_BYTES)})`)
+      .option('--kept-jobs-max <size>', `disk the folders of finished jobs kept for you to look into may take together, the oldest removed first; 0 keeps none (default ${formatBytes(DEFAULT_KEPT_JOBS_BYTES)})`);
 
   program
     .command('broker')

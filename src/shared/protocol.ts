@@ -1,6 +1,7 @@
 // The protocol between CLI/extension, broker, worker and webview: one zod schema per message,
 // types inferred from them. Every receiver parses with these; nothing is trusted by shape alone.
 import { z } from 'zod';
+import { hasControls } from './terminal-text';
 
 /** Bumped when a worker and broker can no longer understand each other. */
 export const PROTOCOL_VERSION = 1;
@@ -39,6 +40,15 @@ export function isSafeRelPath(p: string): boolean {
   return p.split('/').every((s) => s !== '' && s !== '.' && s !== '..');
 }
 
+/**
+ * A name a worker gives itself or its devices, shown to every renter (`hearth gpus`, the GPUs
+ * view): no control characters, no bidi or zero-width format characters (terminal-text.ts shows
+ * any older row's as escapes anyway).
+ */
+export function PlainName(max: number, min = 0) {
+  return z.string().min(min).max(max).refine((s) => !hasControls(s), { message: 'must not contain control characters (nor bidi or zero-width ones)' });
+}
+
 /** A number as JSON carries it: finite numbers plainly, the rest as TensorBoard-style strings. */
 export const ScalarValue = z.union([z.number(), z.enum(['NaN', 'Infinity', '-Infinity'])]);
 export type ScalarValue = z.infer<typeof ScalarValue>;
@@ -57,8 +67,8 @@ export function decodeScalar(v: ScalarValue): number {
 
 export const GpuInfo = z.object({
   index: z.number().int().min(0),
-  uuid: z.string().max(200),
-  name: z.string().min(1).max(200),
+  uuid: PlainName(200),
+  name: PlainName(200, 1),
   memoryTotalMiB: z.number().min(0),
   /** false for the CPU stand-in a GPU-less host offers */
   isGpu: z.boolean().default(true),
@@ -79,15 +89,21 @@ export type GpuTelemetry = z.infer<typeof GpuTelemetry>;
 
 /** What a worker's Python has: what a renter picks a worker by, and whether it runs notebooks. */
 export const PythonStack = z.object({
-  python: z.string().max(50),
-  torch: z.string().max(50).nullable(),
-  cuda: z.string().max(50).nullable(),
+  python: PlainName(50),
+  torch: PlainName(50).nullable(),
+  cuda: PlainName(50).nullable(),
   /** ipykernel and jupyter_client are there: notebooks run */
   kernels: z.boolean(),
   /** the NVIDIA driver's version (nvidia-smi); null on a host without one; absent from older workers */
-  driver: z.string().max(50).nullable().optional(),
+  driver: PlainName(50).nullable().optional(),
   /** free bytes on the disk of the worker's data dir when it connected (environments and jobs go there) */
   diskFreeBytes: z.number().int().min(0).optional(),
+  /**
+   * what a session's own network reaches: 'internet' (through NAT; never the host, its LAN or other
+   * sessions), 'none' (its own loopback only), 'host' (the worker's network, shared: unsandboxed);
+   * absent from older workers, whose sessions share the host's network
+   */
+  network: z.enum(['internet', 'none', 'host']).optional(),
 });
 export type PythonStack = z.infer<typeof PythonStack>;
 
@@ -233,15 +249,24 @@ export const Lease = z.object({
   spendWarning: z.string().nullable().optional(),
   /** why an ended lease ended: released, expired, lease_cap, spend_limit, idle_release */
   endReason: z.string().nullable().optional(),
+  /**
+   * set while the lease waits for its devices (the last job of the lease before it on them is
+   * still stopping): nothing runs and nothing is billed until they are free; createdAt is then
+   * when it got them
+   */
+  waitingFor: z.string().nullable().optional(),
 });
 export type Lease = z.infer<typeof Lease>;
+
+/** the longest a lease may last, renewals included (hours) */
+export const MAX_LEASE_HOURS = 24 * 30;
 
 export const CreateLeaseBody = z
   .object({
     gpuModel: z.string().max(200).optional(),
     workerId: Id.optional(),
     count: z.number().int().min(1).max(64).default(1),
-    hours: z.number().positive().max(24 * 30).default(1),
+    hours: z.number().positive().max(MAX_LEASE_HOURS).default(1),
     /** end the lease (stopping its jobs) when its cost reaches this many credits */
     maxCost: Credits.optional(),
     /** release the lease after this many minutes with nothing queued or running on it */
@@ -255,7 +280,7 @@ export const CreateLeaseBody = z
   .strict();
 export type CreateLeaseBody = z.infer<typeof CreateLeaseBody>;
 
-export const RenewLeaseBody = z.object({ hours: z.number().positive().max(24 * 30) }).strict();
+export const RenewLeaseBody = z.object({ hours: z.number().positive().max(MAX_LEASE_HOURS) }).strict();
 
 // ---------- blobs and workspaces ----------
 
@@ -546,9 +571,9 @@ export const WorkerHello = z.object({
   protocol: z.number().int(),
   /** the id this worker was given before, so a reconnect keeps its identity and leases */
   workerId: Id.optional(),
-  name: z.string().min(1).max(200),
-  hostname: z.string().max(200),
-  version: z.string().max(50),
+  name: PlainName(200, 1),
+  hostname: PlainName(200),
+  version: PlainName(50),
   gpus: z.array(GpuInfo).max(64),
   pricePerHour: z.number().min(0).max(1_000_000),
   stack: PythonStack.optional(),

@@ -5,6 +5,7 @@ import { FitAddon } from '@xterm/addon-fit';
 import { SearchAddon } from '@xterm/addon-search';
 import { WebLinksAddon } from '@xterm/addon-web-links';
 import '@xterm/xterm/css/xterm.css';
+import { LogText, visibleLines } from '../shared/terminal-text';
 import { CarriageReturns } from './carriage-return';
 import { cssVar, onThemeChange } from './theme';
 
@@ -39,6 +40,8 @@ export class LogView {
   private readonly fit = new FitAddon();
   private readonly search = new SearchAddon();
   private readonly returns = new CarriageReturns();
+  /** The worker is a stranger: only its colours and \r reach xterm.js (no clear, no title, no OSC links or clipboard). */
+  private readonly text = new LogText();
   /** UTF-8 bytes of program output written so far */
   bytes = 0;
   /** what the search box shows about matches ('3 of 12', 'No match'), for tests too */
@@ -188,7 +191,7 @@ export class LogView {
 
   write(data: string): void {
     this.bytes += encoder.encode(data).length;
-    this.term.write(this.returns.transform(data, this.term.cols));
+    this.term.write(this.returns.transform(this.text.write(data), this.term.cols));
   }
 
   /** The log as text lines, rows that a long line wrapped onto joined back; for tests. */
@@ -208,7 +211,7 @@ export class LogView {
   /** A line from Hearth itself (notices), dimmed so it is not taken for program output. */
   writeNote(text: string, level: 'info' | 'warning' | 'error'): void {
     const colour = level === 'error' ? '31' : level === 'warning' ? '33' : '2';
-    this.term.write(`${this.returns.flush()}\r\n\x1b[${colour}m[hearth] ${text.replace(/\r?\n/g, '\r\n')}\x1b[0m\r\n`);
+    this.term.write(`${this.returns.flush()}\r\n\x1b[${colour}m[hearth] ${visibleLines(text).replace(/\n/g, '\r\n  ')}\x1b[0m\r\n`);
   }
 
   resize(): void {

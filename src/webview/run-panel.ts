@@ -15,6 +15,7 @@ import { isTerminal, type Artifact, type Job, type JobEvent, type JobStatus } fr
 import { ScalarStore } from '../shared/scalar-store';
 import { setupStatus, setupText } from '../shared/setup-text';
 import { DEFAULT_SMOOTHING, clampSmoothing } from '../shared/smoothing';
+import { visibleLines } from '../shared/terminal-text';
 import { LogView } from './log-view';
 import { ScalarCharts, formatDuration } from './scalar-charts';
 import { TelemetryView } from './telemetry-view';
@@ -304,7 +305,7 @@ function applyEvents(events: readonly JobEvent[]): void {
         status = b.status;
         if (b.status === 'running' && runningSince === undefined) runningSince = e.ts;
         if (b.exitCode !== undefined) exitCode = b.exitCode;
-        if (b.reason !== undefined) reason = b.reason;
+        if (b.reason !== undefined) reason = b.reason === null ? null : visibleLines(b.reason);
         headerChanged = true;
         break;
       case 'artifact':
@@ -326,7 +327,7 @@ function applyEvents(events: readonly JobEvent[]): void {
         headerChanged = true;
         break;
       case 'notice':
-        notices.push({ level: b.level, message: b.message });
+        notices.push({ level: b.level, message: visibleLines(b.message) });
         ensureLog().writeNote(b.message, b.level);
         extrasChanged = true;
         break;

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import type { JobCgroup as JobCgroupT, JobLimits, LimitBackend } from './limits';
 import { JobCgroup, rlimitArgs } from './limits';
 import { bwrapArgs, type PythonLocation, type Sandbox } from './sandbox';
+import { attachInternet, type AttachedNetwork } from './session-network';
 
 export interface Confinement {
   sandbox: Sandbox;
@@ -22,6 +23,8 @@ export interface ConfinedCommand {
   /** remove it when the process is gone */
   cgroup?: JobCgroupT;
   sandboxed: boolean;
+  /** the namespace made for this process (internet mode): close it when the process is gone */
+  network?: AttachedNetwork;
 }
 
 /**
@@ -47,11 +50,20 @@ export async function confinedCommand(
   let file = o.command[0]!;
   let argv = o.command.slice(1);
   let seccomp: Buffer | null = null;
+  let network: AttachedNetwork | undefined;
   const sandbox = c.sandbox;
   if (sandbox.kind === 'unavailable') throw new Error(sandbox.reason);
   if (sandbox.kind === 'bwrap') {
     const python = await o.python();
     seccomp = sandbox.seccomp ?? null;
+    const net = sandbox.network ?? { kind: 'host' };
+    if (net.kind === 'internet') {
+      try {
+        network = await attachInternet(net);
+      } catch (err) {
+        throw new Error(`could not give the session its network: ${(err as Error).message}`);
+      }
+    }
     argv = bwrapArgs({
       workspace: o.workspace,
       home: o.home,
@@ -65,25 +77,33 @@ export async function confinedCommand(
       readOnly: o.readOnly,
       mask: o.mask,
       binds: o.binds,
+      network: network ? { kind: 'entered', resolvConf: network.resolvConf } : net.kind === 'none' ? { kind: 'none' } : { kind: 'host' },
     });
     file = sandbox.bwrap;
+    // bwrap starts inside the namespace made for the session.
+    if (network) ({ file, argv } = wrap(network.enter, file, argv));
   }
   // Limits: the process joins its cgroups before it runs any code of its own (a shell that writes
   // its pid there, then execs the rest); without cgroups, rlimits set by prlimit.
   const backend = c.limitBackend;
   let cgroup: JobCgroupT | undefined;
-  if (backend.kind === 'rlimit') {
-    ({ file, argv } = wrap(['prlimit', ...(await rlimitArgs(c.limits, c.isGpuHost)), '--'], file, argv));
-  } else {
-    try {
-      cgroup = await JobCgroup.create(backend, o.name, c.limits);
-    } catch (err) {
-      throw new Error(`could not set the limits: ${(err as Error).message}`);
+  try {
+    if (backend.kind === 'rlimit') {
+      ({ file, argv } = wrap(['prlimit', ...(await rlimitArgs(c.limits, c.isGpuHost)), '--'], file, argv));
+    } else {
+      try {
+        cgroup = await JobCgroup.create(backend, o.name, c.limits);
+      } catch (err) {
+        throw new Error(`could not set the limits: ${(err as Error).message}`);
+      }
+      const joinCgroups = 'while [ "$1" != -- ]; do echo $$ > "$1" || { echo "hearth: could not join the job cgroup $1" >&2; exit 125; }; shift; done; shift; exec "$@"';
+      ({ file, argv } = wrap(['/bin/sh', '-c', joinCgroups, 'sh', ...cgroup.procsFiles, '--'], file, argv));
     }
-    const joinCgroups = 'while [ "$1" != -- ]; do echo $$ > "$1" || { echo "hearth: could not join the job cgroup $1" >&2; exit 125; }; shift; done; shift; exec "$@"';
-    ({ file, argv } = wrap(['/bin/sh', '-c', joinCgroups, 'sh', ...cgroup.procsFiles, '--'], file, argv));
+  } catch (err) {
+    network?.close();
+    throw err;
   }
-  return { file, argv, seccomp, cgroup, sandboxed: sandbox.kind === 'bwrap' };
+  return { file, argv, seccomp, cgroup, sandboxed: sandbox.kind === 'bwrap', network };
 }
 
 /** `prefix file argv…` as a command of its own (prefix[0] runs the rest). */

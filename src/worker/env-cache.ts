@@ -4,8 +4,8 @@
 // not downloaded again). Environments are cached under the worker's work dir, keyed by the
 // requirements and the interpreter, read-only to the sessions that use them, built once however
 // many sessions ask at the same time, and evicted least recently used past a size the provider
-// sets. pip runs in the sandbox and under the limits a job gets (an sdist's setup.py is the
-// renter's code), with the provider's pip configuration, which never reaches a job.
+// sets. pip runs in the sandbox, under the limits and with the environment a job gets (an sdist's
+// setup.py is the renter's code), plus the provider's pip configuration, which never reaches a job.
 import { execFile, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { constants, existsSync, statSync } from 'node:fs';
@@ -16,7 +16,7 @@ import { z } from 'zod';
 import { confinedCommand, chownTree, type Confinement } from './confined';
 import { confinedPathNoSymlinks } from './confine';
 import { diskUsage } from './disk-usage';
-import { inheritedEnv } from './job-env';
+import { inheritedEnv, jobEnv } from './job-env';
 import type { LogFn } from './job-run';
 import { formatBytes } from './limits';
 import { LogBatcher } from './log-batcher';
@@ -163,17 +163,22 @@ export function pipPaths(env: NodeJS.ProcessEnv): string[] {
   return [...out];
 }
 
-/** The install's environment: the provider's (pip's configuration included), HOME its own. */
-function installEnv(home: string): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...inheritedEnv(), HOME: home, PYTHONUNBUFFERED: '1' };
+/**
+ * The install's environment. pip runs the renter's code (an sdist's build backend, its setup.py),
+ * so it gets what a job gets of the worker's environment (job-env.ts: PATH, locale, time zone),
+ * plus the provider's settings for installs: the PIP_* variables, and its pip configuration
+ * files. Nothing else of the worker's (cloud keys, Hub tokens) reaches it.
+ */
+export function installEnv(home: string, workerEnv: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const pip: Record<string, string> = {};
+  for (const [k, v] of Object.entries(workerEnv)) if (v !== undefined && k.startsWith('PIP_')) pip[k] = v;
   // pip looks for the user's configuration under HOME, which is the install's own now: the
   // provider's user file is named instead (pip reads PIP_CONFIG_FILE last, on top of the global one).
-  if (!env.PIP_CONFIG_FILE) {
-    const user = userPipConfigs(process.env, process.env.HOME || os.homedir()).find(isFile);
-    if (user) env.PIP_CONFIG_FILE = user;
+  if (!pip.PIP_CONFIG_FILE) {
+    const user = userPipConfigs(workerEnv, workerEnv.HOME || os.homedir()).find(isFile);
+    if (user) pip.PIP_CONFIG_FILE = user;
   }
-  delete env.XDG_CONFIG_HOME;
-  return env;
+  return jobEnv({ workerEnv, specEnv: {}, set: { ...pip, HOME: home, PYTHONUNBUFFERED: '1' } });
 }
 
 /** What a session gets: the interpreter of its environment, and where it lives. */
@@ -455,8 +460,10 @@ export class EnvCache {
       let overDisk: string | null = null;
       const diskTimer = setInterval(() => {
         void diskUsage([dir, home]).then((u) => {
-          if (overDisk !== null || u.bytes <= conf.limits.diskBytes) return;
-          overDisk = `disk limit: ${formatBytes(conf.limits.diskBytes)} exceeded while installing the packages of ${req.source}`;
+          if (overDisk !== null || (u.bytes <= conf.limits.diskBytes && !u.truncated)) return;
+          overDisk = u.truncated
+            ? `disk limit: the install's folder cannot be measured whole (${u.why ?? 'unknown'}) while installing the packages of ${req.source}`
+            : `disk limit: ${formatBytes(conf.limits.diskBytes)} exceeded while installing the packages of ${req.source}`;
           onAbort();
         });
       }, this.opts.diskCheckMs ?? 2000);
@@ -475,6 +482,7 @@ export class EnvCache {
       if (overDisk !== null) throw new Error(overDisk);
       if (code !== 0) throw new Error(pipFailure(req.source, stderrTail, lastCollecting, signal ? `killed by ${signal}` : `exited with code ${code}`));
     } finally {
+      cmd.network?.close();
       const err = await cmd.cgroup?.remove();
       if (err) this.opts.log('warn', 'could not remove the install\'s cgroup', { err });
     }

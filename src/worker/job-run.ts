@@ -18,7 +18,7 @@ import { confinedPath, confinedPathNoSymlinks } from './confine';
 import type { HfCache } from './hf-cache';
 import { inheritedEnv, jobEnv } from './job-env';
 import { chownTree, confinedCommand, type ConfinedCommand, type Confinement } from './confined';
-import { diskUsage, MAX_DISK_ENTRIES } from './disk-usage';
+import { diskUsage, removeTree } from './disk-usage';
 import { findRequirements, pipConfigFiles, type EnvCache, type PreparedEnv, type Requirements } from './env-cache';
 import { DEFAULT_LIMITS, formatBytes, type JobCgroup, type JobLimits, type LimitBackend } from './limits';
 import { LogBatcher } from './log-batcher';
@@ -158,7 +158,7 @@ export class JobRun {
     this.releaseHfCache?.();
     this.releaseEnv?.();
     // The job's home holds caches (pip, torch hub, HF): nobody wants them once it ended.
-    await rm(this.home, { recursive: true, force: true }).catch((err: Error) => this.log('warn', 'could not remove the job\'s home', { err: err.message }));
+    await removeTree(this.home).catch((err: Error) => this.log('warn', 'could not remove the job\'s home', { err: err.message }));
     if (status.reason) status.reason = status.reason.slice(0, 10_000);
     this.emit({ type: 'status', ...status });
     this.log('info', 'job ended', { ...status });
@@ -348,6 +348,7 @@ export class JobRun {
     try {
       return await this.runProcess(cmd.file, cmd.argv, env, cmd.seccomp, cmd.cgroup);
     } finally {
+      cmd.network?.close();
       const err = await cmd.cgroup?.remove();
       if (err) this.log('warn', 'could not remove the job\'s cgroup', { err });
     }
@@ -510,7 +511,7 @@ export class JobRun {
       if (stopped) return;
       if (used.bytes + added > limit || used.truncated) {
         this.limitReason = used.truncated
-          ? `disk limit: more than ${MAX_DISK_ENTRIES} files and folders`
+          ? `disk limit: its folder cannot be measured whole (${used.why ?? 'unknown'})`
           : `disk limit: ${formatBytes(limit)} exceeded (${formatBytes(used.bytes + added)} in its folder${added ? ' and the Hugging Face cache' : ''})`;
         this.log('warn', 'job over its disk limit; stopping it', { used: used.bytes, limit });
         // No grace: each second of it is more of the provider's disk.

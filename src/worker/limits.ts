@@ -24,6 +24,9 @@ export const DEFAULT_LIMITS: JobLimits = {
   tmpBytes: 1 * 2 ** 30,
 };
 
+/** disk the folders of finished jobs kept for the provider may take together (the oldest go first past it) */
+export const DEFAULT_KEPT_JOBS_BYTES = 20 * 2 ** 30;
+
 /** "2G", "512M", "1.5GiB", "1048576" → bytes (powers of 1024, as `free` and `df -h` show them). */
 export const ByteSize = z
   .string()

@@ -2,7 +2,7 @@
 // the broker, offers this host's GPUs (or its CPU), runs the jobs the broker assigns, and makes
 // sure every event of every job reaches the broker's durable log exactly in order, across
 // reconnects and broker restarts.
-import { mkdir, readdir, readFile, rename, rm, stat, statfs, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, stat, statfs, writeFile } from 'node:fs/promises';
 import * as os from 'node:os';
 import { join } from 'node:path';
 import { BrokerClient, normalizeBrokerUrl } from '../client/api';
@@ -17,9 +17,11 @@ import { pickPython } from './python-probe';
 import { fitEvent, MAX_EVENT_BYTES } from './event-size';
 import { probeDevices, queryDriverVersion } from './gpu-probe';
 import { DEFAULT_ENV_CACHE_BYTES, ENVS_DIR, EnvCache } from './env-cache';
+import { diskUsage, removeTree } from './disk-usage';
 import { JobRun, type LogFn, type LogLevel } from './job-run';
-import { DEFAULT_LIMITS, formatBytes, prepareLimits, type JobLimits, type LimitBackend } from './limits';
+import { DEFAULT_KEPT_JOBS_BYTES, DEFAULT_LIMITS, formatBytes, prepareLimits, type JobLimits, type LimitBackend } from './limits';
 import { locatePython, prepareSandbox, type PythonLocation, type Sandbox, type SandboxMode } from './sandbox';
+import { prepareSessionNetwork, type JobNetworkMode, type SessionNetworkKind } from './session-network';
 import { TelemetrySampler } from './telemetry';
 
 export const WORKER_VERSION = '0.1.0';
@@ -51,6 +53,8 @@ export interface WorkerOptions {
    * ones); older ones are removed. Default 10.
    */
   keepFinishedJobDirs?: number;
+  /** disk the kept folders of finished jobs may take together; the oldest go first past it. Default 20 GiB */
+  keptJobsMaxBytes?: number;
   /**
    * How jobs are confined (see sandbox.ts). 'auto' (default): under bubblewrap when it works
    * here, else unsandboxed with a warning; 'bwrap': required, jobs fail without it; 'none': not.
@@ -58,6 +62,12 @@ export interface WorkerOptions {
   sandbox?: SandboxMode;
   /** the bwrap binary; default 'bwrap' on PATH */
   bwrapPath?: string;
+  /**
+   * What sandboxed sessions' own network namespaces reach besides their loopback (see
+   * session-network.ts): 'internet' (default) through user-mode NAT, or 'none'. 'host' shares the
+   * host's network as workers before it did: only for the benchmark's baseline, no CLI flag offers it.
+   */
+  jobNetwork?: JobNetworkMode | 'host';
   /** folders the sandbox hides from jobs besides workDir and $HOME (the data dir with the tokens) */
   hidePaths?: string[];
   /**
@@ -131,7 +141,9 @@ class Worker {
   private id: string | undefined;
   private readonly jobs = new Map<string, JobEntry>();
   private readonly tombstones = new Set<string>();
-  private readonly finishedDirs: string[] = [];
+  private readonly finishedDirs: { id: string; bytes: number }[] = [];
+  /** kept folders are measured and removed one job at a time */
+  private retiring: Promise<void> = Promise.resolve();
   private readonly log: LogFn;
   private readonly client: BrokerClient;
   private readonly brokerUrls: string[];
@@ -154,6 +166,8 @@ class Worker {
   private welcomedOnce = false;
   private initDone: Promise<void> = Promise.resolve();
   private sandbox: Sandbox = { kind: 'none' };
+  /** what the offer says about the sessions' network */
+  private network: SessionNetworkKind = 'host';
   private limitBackend: LimitBackend = { kind: 'rlimit', why: 'not yet decided' };
   private readonly limits: JobLimits;
   private envs: EnvCache | undefined;
@@ -230,6 +244,17 @@ class Worker {
       const user = this.sandbox.user;
       this.log('info', 'jobs run sandboxed under bubblewrap', { hidden: this.sandbox.hide, seccomp: !!this.sandbox.seccomp, user: user ? `${user.name} (${user.uid}:${user.gid})` : 'the worker\'s own' });
     } else if (this.sandbox.kind === 'unavailable') this.log('error', 'jobs will fail: no sandbox', { why: this.sandbox.reason });
+    if (this.sandbox.kind !== 'unavailable') {
+      const network = await prepareSessionNetwork({
+        mode: this.opts.jobNetwork ?? 'internet',
+        sandboxed: this.sandbox.kind === 'bwrap',
+        dir: join(this.opts.workDir, 'net'),
+        warn: (msg, fields) => this.log('warn', msg, fields),
+      });
+      if (this.sandbox.kind === 'bwrap') this.sandbox = { ...this.sandbox, network };
+      this.network = network.kind;
+      if (network.kind !== 'host') this.log('info', `each session has a network namespace of its own: ${network.kind === 'internet' ? 'the internet through slirp4netns, no host or private addresses' : 'loopback only'}`);
+    }
     this.limitBackend = await prepareLimits();
     if (this.isGpuHost) this.driver = await queryDriverVersion(this.opts.nvidiaSmi ?? 'nvidia-smi');
     await this.refreshDiskFree();
@@ -325,7 +350,7 @@ class Worker {
       version: WORKER_VERSION,
       gpus: this.gpus,
       pricePerHour: this.opts.pricePerHour ?? 0,
-      ...(this.stack ? { stack: { ...this.stack, driver: this.driver, ...(this.diskFreeBytes !== undefined ? { diskFreeBytes: this.diskFreeBytes } : {}) } } : {}),
+      ...(this.stack ? { stack: { ...this.stack, driver: this.driver, network: this.network, ...(this.diskFreeBytes !== undefined ? { diskFreeBytes: this.diskFreeBytes } : {}) } } : {}),
       jobs: held.slice(0, 10_000),
     };
   }
@@ -409,18 +434,28 @@ class Worker {
 
   /**
    * A finished job's outputs are uploaded and its log is durable: its folder now only costs the
-   * provider disk. The newest few stay for inspection; older ones go.
+   * provider disk. The newest few stay for inspection, together no more than keptJobsMaxBytes
+   * (measured when each is kept); older ones go first. One that cannot be measured whole (nested
+   * past what a path can name) is not kept.
    */
-  private retireJobDir(jobId: string): void {
-    this.finishedDirs.push(jobId);
-    const keep = Math.max(0, this.opts.keepFinishedJobDirs ?? 10);
-    while (this.finishedDirs.length > keep) {
-      const old = this.finishedDirs.shift()!;
-      if (this.jobs.has(old)) continue; // assigned again meanwhile (not expected): leave it be
-      rm(join(this.opts.workDir, 'jobs', old), { recursive: true, force: true }).catch((err: Error) =>
-        this.log('warn', 'could not remove a finished job folder', { jobId: old, err: err.message }),
-      );
-    }
+  private retireJobDir(jobId: string): Promise<void> {
+    this.retiring = this.retiring.then(async () => {
+      const dir = join(this.opts.workDir, 'jobs', jobId);
+      const used = await diskUsage([dir]);
+      this.finishedDirs.push({ id: jobId, bytes: used.truncated ? Infinity : used.bytes });
+      const keep = Math.max(0, this.opts.keepFinishedJobDirs ?? 10);
+      const cap = this.opts.keptJobsMaxBytes ?? DEFAULT_KEPT_JOBS_BYTES;
+      let total = this.finishedDirs.reduce((a, d) => a + d.bytes, 0);
+      while (this.finishedDirs.length > keep || (this.finishedDirs.length > 0 && total > cap)) {
+        const old = this.finishedDirs.shift()!;
+        total -= old.bytes;
+        if (this.jobs.has(old.id)) continue; // assigned again meanwhile (not expected): leave it be
+        await removeTree(join(this.opts.workDir, 'jobs', old.id)).catch((err: Error) =>
+          this.log('warn', 'could not remove a finished job folder', { jobId: old.id, err: err.message }),
+        );
+      }
+    });
+    return this.retiring;
   }
 
   /** Folders left by an earlier run of this worker are finished jobs too, oldest first. */
@@ -432,7 +467,7 @@ class Worker {
       const st = await stat(join(dir, e.name)).catch(() => undefined);
       if (st) found.push({ id: e.name, mtime: st.mtimeMs });
     }
-    for (const f of found.sort((a, b) => a.mtime - b.mtime)) this.retireJobDir(f.id);
+    for (const f of found.sort((a, b) => a.mtime - b.mtime)) void this.retireJobDir(f.id);
   }
 
   private onJob(a: JobAssignment): void {

@@ -4,14 +4,16 @@
 // and worker.json, the data dir with the tokens and config.json) and of $HOME. The kernel's
 // settings (/proc/sys) and the files container runtimes mask are read-only or masked, a seccomp
 // filter (seccomp.ts) refuses the system calls no training job needs, and jobs never run as uid
-// 0: a worker run as root hands them to an unprivileged user (--job-user, default nobody). The
-// network stays shared on purpose: training jobs download data and weights.
+// 0: a worker run as root hands them to an unprivileged user (--job-user, default nobody). Each
+// session has a network namespace of its own (session-network.ts): no other session's ports, no
+// host loopback, no provider LAN; the internet through user-mode NAT unless the provider said none.
 import { execFile, spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, readlinkSync, realpathSync, statSync } from 'node:fs';
 import * as os from 'node:os';
 import { dirname, isAbsolute, resolve, sep } from 'node:path';
 import { isInside } from './confine';
 import { seccompFilter } from './seccomp';
+import type { SessionNetwork } from './session-network';
 
 export type SandboxMode = 'auto' | 'bwrap' | 'none';
 export const SANDBOX_MODES: readonly SandboxMode[] = ['auto', 'bwrap', 'none'];
@@ -36,6 +38,8 @@ export type Sandbox =
       seccomp?: Buffer | null;
       /** size of the job's /tmp; default 1 GiB */
       tmpBytes?: number;
+      /** the sessions' network (session-network.ts); absent: the host's, shared */
+      network?: SessionNetwork;
     }
   /** only for a worker that is not root: jobs run as its own user */
   | { kind: 'none' }
@@ -298,12 +302,18 @@ export function bwrapArgs(o: {
   readOnly?: string[];
   /** files the job must not read (the provider's pip configuration): /dev/null over each */
   mask?: string[];
+  /**
+   * the session's network: 'none' gives it a namespace of its own with loopback only; 'entered'
+   * means bwrap is started inside one made for it (session-network.ts), whose resolv.conf it
+   * binds; 'host' (or absent) shares the host's
+   */
+  network?: { kind: 'none' } | { kind: 'entered'; resolvConf: { source: string; dest: string } | null } | { kind: 'host' };
 }): string[] {
   const workspace = resolve(o.workspace);
   const home = o.home ? resolve(o.home) : undefined;
   const binds = (o.binds ?? []).map((b) => resolve(b));
   const dev = o.devDir ?? '/dev';
-  const args = [...SESSION, ...(o.user ? SETUID_CAPS : []), ...NAMESPACES, '--ro-bind', '/', '/', '--dev', '/dev'];
+  const args = [...SESSION, ...(o.user ? SETUID_CAPS : []), ...NAMESPACES, ...(o.network?.kind === 'none' ? ['--unshare-net'] : []), '--ro-bind', '/', '/', '--dev', '/dev'];
   // GPU jobs must still reach their GPUs: the NVIDIA device nodes (nvidia0…, nvidiactl,
   // nvidia-uvm, nvidia-caps/) and DRI pass through as they are.
   for (const name of safeReaddir(dev).sort()) {
@@ -348,6 +358,8 @@ export function bwrapArgs(o: {
     const p = real(m);
     if (p && !hidden.some((h) => isInside(h, p)) && !isInside(workspace, p)) args.push('--ro-bind', '/dev/null', p);
   }
+  // The host's resolver may sit on its loopback or LAN, both unreachable: the session asks slirp's.
+  if (o.network?.kind === 'entered' && o.network.resolvConf) args.push('--ro-bind', o.network.resolvConf.source, o.network.resolvConf.dest);
   if (o.seccomp) args.push('--seccomp', String(SECCOMP_FD));
   args.push('--', ...(o.user ? dropTo(o.user) : []), ...o.command);
   return args;

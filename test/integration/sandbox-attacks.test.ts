@@ -479,6 +479,62 @@ describe('sandbox attacks: what a stranger\'s job tries on a worker', function (
   });
 });
 
+describe('sandbox attacks: disk hidden in deep folders, and kept job folders (issue 14, finding 3)', function () {
+  this.timeout(180_000);
+  let net: Net | undefined;
+  before(async function () {
+    if (!bwrapWorks) this.skip();
+    net = await startNet({ jobDiskBytes: 64 << 20, keptJobsMaxBytes: 24 << 20 } as Partial<WorkerOptions>);
+  });
+  after(async () => stopNet(net));
+  const jobDir = (id: string) => join(net!.workDir, 'jobs', id);
+  /** A job that makes `depth` nested folders (by descriptor, as deep as it likes), then writes `mib` MiB at the bottom, slowly. */
+  const nested = (depth: number, mib: number) =>
+    [
+      'import os, time',
+      'fd = os.open(".", os.O_RDONLY)',
+      `for i in range(${depth}):`,
+      '    os.mkdir("d", dir_fd=fd); nfd = os.open("d", os.O_RDONLY, dir_fd=fd); os.close(fd); fd = nfd',
+      'out = os.open("fill", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd)',
+      `for i in range(${mib}):`,
+      '    os.write(out, b"x" * (1 << 20)); time.sleep(0.02)',
+      'print("wrote it all", flush=True)',
+    ].join('\n');
+
+  it('a job writing 200 MiB 300 folders deep under a 64 MiB disk limit is stopped', async () => {
+    const jobId = await submit(net!, { 'n.py': nested(300, 200) }, { entry: 'n.py' });
+    const events = await follow(net!, jobId);
+    const st = finalStatus(events);
+    assert.equal(st.status, 'failed', logOf(events, 'stdout'));
+    assert.match(String(st.reason), /disk limit: 64 MiB exceeded/);
+    assert.ok(!logOf(events, 'stdout').includes('wrote it all'));
+  });
+
+  it('folders nested past what a path can name stop the job (the walk cannot see below), and its folder is not kept', async () => {
+    // 2 100 levels of "d/": over 4 096 bytes of path, where readdir gives ENAMETOOLONG.
+    const jobId = await submit(net!, { 'n.py': nested(2100, 200) }, { entry: 'n.py' });
+    const events = await follow(net!, jobId);
+    const st = finalStatus(events);
+    assert.equal(st.status, 'failed', logOf(events, 'stdout'));
+    assert.match(String(st.reason), /disk limit: its folder cannot be measured whole \(folders nested too deep to measure\)/);
+    await waitFor(() => !existsSync(jobDir(jobId)), 'the unmeasurable folder removed');
+  });
+
+  it('kept job folders count against a worker-wide cap: the oldest go first', async () => {
+    const write = (mib: number) => `open("keep.bin", "wb").write(b"x" * (${mib} << 20))\n`;
+    const a = await submit(net!, { 'k.py': write(10) }, { entry: 'k.py' });
+    assert.equal(finalStatus(await follow(net!, a)).status, 'succeeded');
+    const b = await submit(net!, { 'k.py': write(10) }, { entry: 'k.py' });
+    assert.equal(finalStatus(await follow(net!, b)).status, 'succeeded');
+    await waitFor(() => existsSync(jobDir(b)) && existsSync(jobDir(a)), 'two folders of 10 MiB kept under a cap of 24 MiB');
+    // A third brings them to 30 MiB: the oldest goes, the newer two stay.
+    const c = await submit(net!, { 'k.py': write(10) }, { entry: 'k.py' });
+    assert.equal(finalStatus(await follow(net!, c)).status, 'succeeded');
+    await waitFor(() => !existsSync(jobDir(a)), 'the oldest kept folder removed');
+    assert.ok(existsSync(jobDir(b)) && existsSync(jobDir(c)));
+  });
+});
+
 describe('sandbox attacks: the limit flags of the built CLI', function () {
   this.timeout(180_000);
   before(function () {

@@ -127,6 +127,69 @@ describe('secrets (integration)', function () {
     }
   });
 
+  it('masks it wherever the broker keeps the job\'s text: scalar run and tag names, artifact paths, a value split between stdout and stderr, an executed notebook (issue 14, finding 11)', async () => {
+    const parts = [value, value.slice(0, 10), value.slice(10)];
+    const clear = (what: string, text: string) => {
+      for (const p of parts) assert.ok(!text.includes(p), `${what} holds ${p}: ${text.slice(0, 2000)}`);
+    };
+    const ws = workspace({
+      'tbwriter.py': readFileSync(join(REPO, 'test/fixtures/py/tbwriter.py')),
+      'leak.py': [
+        'import os, sys, time',
+        'from tbwriter import SummaryWriter',
+        'v = os.environ["API_KEY"]',
+        'w = SummaryWriter(os.path.join("runs", "run-" + v))',
+        'w.add_scalar("loss/" + v, 0.5, 1); w.close()',
+        'os.makedirs("outputs", exist_ok=True)',
+        'open(os.path.join("outputs", v + ".txt"), "w").write("weights")',
+        // The two halves on the two streams: a terminal (and the log) reads them as one.
+        'sys.stdout.write("half: " + v[:10]); sys.stdout.flush(); time.sleep(0.4)',
+        'sys.stderr.write(v[10:] + " rest\\n"); sys.stderr.flush(); time.sleep(0.4)',
+        'print("end", flush=True)',
+      ].join('\n'),
+    });
+    const r = await hearth(['run', join(ws, 'leak.py'), '--outputs', 'outputs/**'], net.env(alice.token!), { cwd: ws });
+    assert.equal(r.code, 0, r.stderr);
+    const jobId = r.stderr.split('\n')[0]!;
+    clear('hearth run', r.stdout + r.stderr);
+    assert.match(r.stdout, /^half: \*\*\*/m);
+    const logs = await hearth(['logs', jobId], net.env(alice.token!));
+    clear('hearth logs', logs.stdout + logs.stderr);
+
+    const scalars = await hearth(['scalars', jobId, '--json'], net.env(alice.token!));
+    assert.equal(scalars.code, 0, scalars.stderr);
+    clear('hearth scalars --json', scalars.stdout);
+    assert.deepEqual(JSON.parse(scalars.stdout), { 'run-***': { 'loss/***': [[1, 0.5]] } });
+
+    const dest = join(ws, 'back');
+    const pulled = await hearth(['pull', jobId, '--dest', dest, '--json'], net.env(alice.token!));
+    assert.equal(pulled.code, 0, pulled.stderr);
+    clear('hearth pull', pulled.stdout + pulled.stderr);
+    assert.equal(readFileSync(join(dest, 'outputs', '***.txt'), 'utf8'), 'weights');
+    clear('the artifacts', JSON.stringify(await alice.artifacts(jobId)));
+    for (const row of await selectRows<{ body: string }>(net.dataDir, 'SELECT body FROM events WHERE job_id = ?', jobId)) clear('a stored event', row.body);
+    for (const row of await selectRows<{ path: string }>(net.dataDir, 'SELECT path FROM artifacts WHERE job_id = ?', jobId)) clear('a stored artifact', row.path);
+
+    // A notebook run: its cells' outputs are masked in the log, and in the notebook it hands back.
+    const cell = (source: string) => ({ cell_type: 'code', metadata: {}, execution_count: null, outputs: [], source: [source] });
+    const nbws = workspace({
+      'nb.ipynb': JSON.stringify({ nbformat: 4, nbformat_minor: 5, metadata: {}, cells: [cell('import os\nv = os.environ["API_KEY"]\nprint("printed", v)'), cell('v'), cell('{"key": v}')] }),
+    });
+    const nbRun = await hearth(['run', join(nbws, 'nb.ipynb')], net.env(alice.token!), { cwd: nbws });
+    assert.equal(nbRun.code, 0, nbRun.stderr);
+    const nbJob = nbRun.stderr.split('\n')[0]!;
+    clear('the notebook run', nbRun.stdout + nbRun.stderr);
+    const nbBack = join(nbws, 'back');
+    const nbPulled = await hearth(['pull', nbJob, '--dest', nbBack], net.env(alice.token!));
+    assert.equal(nbPulled.code, 0, nbPulled.stderr);
+    const executed = readFileSync(join(nbBack, 'nb.ipynb'), 'utf8');
+    clear('the executed notebook', executed);
+    const nb = JSON.parse(executed) as { cells: Array<{ outputs: Array<{ text?: string[]; data?: Record<string, string[]> }> }> };
+    assert.deepEqual(nb.cells[0]!.outputs[0]!.text, ['printed ***\n']);
+    assert.deepEqual(nb.cells[1]!.outputs[0]!.data!['text/plain'], ["'***'"]);
+    assert.deepEqual(nb.cells[2]!.outputs[0]!.data!['text/plain'], ["{'key': '***'}"]);
+  });
+
   it('gives another account\'s job nothing of it', async () => {
     const ws = workspace({ 'peek.py': 'import os\nprint("env", sorted(os.environ))\nprint("API_KEY" in os.environ)\nprint(any("' + value.slice(3, 19) + '" in v for v in os.environ.values()))\n' });
     const r = await hearth(['run', join(ws, 'peek.py')], net.env(bob.token!));

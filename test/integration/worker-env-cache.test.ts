@@ -191,6 +191,38 @@ describe('worker: the environment cache (real pip)', function () {
     }
   });
 
+  it("the renter's build backend sees the job's environment and the provider's pip settings, never the worker's own variables", async () => {
+    // An sdist with an in-tree build backend (the renter's code, run by pip) that prints its environment.
+    const src = join(dir, 'sdist', 'hearthdump-0.1');
+    mkdirSync(src, { recursive: true });
+    writeFileSync(join(src, 'pyproject.toml'), '[build-system]\nrequires = []\nbuild-backend = "dumpenv"\nbackend-path = ["."]\n\n[project]\nname = "hearthdump"\nversion = "0.1"\n');
+    writeFileSync(
+      join(src, 'dumpenv.py'),
+      ['import json, os', 'def build_wheel(*args, **kwargs):', '    print("HEARTH-ENV " + json.dumps(dict(os.environ)), flush=True)', '    raise SystemExit(3)'].join('\n') + '\n',
+    );
+    const tarball = join(dir, 'hearthdump-0.1.tar.gz');
+    execFileSync('tar', ['czf', tarball, '-C', join(dir, 'sdist'), 'hearthdump-0.1']);
+    const provider = { AWS_SECRET_ACCESS_KEY: 'aws-secret-of-the-provider', HF_TOKEN: 'hf_token_of_the_provider', SSH_AUTH_SOCK: '/tmp/agent-of-the-provider' };
+    Object.assign(process.env, provider);
+    try {
+      const out: string[] = [];
+      await assert.rejects(cache().ensure(req(`hearthdump @ file://${tarball}\n`), hooks([], out)), /could not install the packages/);
+      const text = out.join('');
+      const m = /HEARTH-ENV (\{.*\})/.exec(text);
+      assert.ok(m, `the backend ran and printed its environment:\n${text.slice(-2000)}`);
+      const seen = JSON.parse(m[1]!) as Record<string, string>;
+      for (const [k, v] of Object.entries(provider)) {
+        assert.equal(seen[k], undefined, `${k} reached the install`);
+        assert.ok(!text.includes(v));
+      }
+      // The provider's pip settings did reach it (the wheelhouse the installs use), and the machine's PATH.
+      assert.equal(seen.PIP_FIND_LINKS, process.env.PIP_FIND_LINKS);
+      assert.equal(seen.PATH, process.env.PATH);
+    } finally {
+      for (const k of Object.keys(provider)) delete process.env[k];
+    }
+  });
+
   it('pipFailure: the requirement pip was at, when its errors do not name one', () => {
     const stderr = 'error: subprocess-exited-with-error\n\n× python setup.py egg_info did not run successfully.\n│ exit code: 1\nERROR: metadata-generation-failed\n';
     assert.equal(pipFailure('requirements.txt', stderr, 'brokenpkg==1.0', 'exited with code 1'), 'could not install the packages of requirements.txt (pip exited with code 1): while installing brokenpkg==1.0: ERROR: metadata-generation-failed');

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildBroker } from '../../src/broker/app';
 import { loadSecretsKey, SecretBox, SecretsKeyError } from '../../src/broker/secret-box';
+import { maskNotebook } from '../../src/broker/artifact-mask';
 import { SecretMasker } from '../../src/broker/secret-mask';
 import { Secrets } from '../../src/broker/secrets';
 import { openStore, type Store } from '../../src/broker/store/store';
@@ -180,6 +181,54 @@ describe(`broker: secrets (${TEST_DATABASE ? 'PostgreSQL' : 'SQLite'})`, () => {
     } finally {
       await store.close();
     }
+  });
+
+  it('masks a value split between stdout and stderr, the two streams read as one log', async () => {
+    const m = new SecretMasker(['sk-0123456789']);
+    assert.deepEqual(m.maskParts(['a sk-01', '23456789 b']), ['a ***', ' b']);
+    assert.deepEqual(m.maskParts(['sk-0', '1', '23456789sk-0123456789!']), ['***', '', '***!']);
+    assert.deepEqual(m.maskParts(['nothing', 'here']), ['nothing', 'here']);
+    const store = await storeWithAccount(dir);
+    try {
+      const s = await Secrets.open(store.secrets, randomBytes(32), 'k');
+      await s.set('acct_aaaaaaaa', 'TOKEN', 'tok-secret-1');
+      const job = { id: 'job_bbbbbbbb', account_id: 'acct_aaaaaaaa' };
+      await s.envFor(job);
+      const a = s.prepare(job, { type: 'log', stream: 'stdout', data: 'key: tok-se' });
+      assert.deepEqual([a.before, a.body], [[], { type: 'log', stream: 'stdout', data: 'key: ' }]);
+      a.commit();
+      // Two characters on stderr: still a start of the value, held across both streams.
+      const b = s.prepare(job, { type: 'log', stream: 'stderr', data: 'cr' });
+      assert.deepEqual([b.before, b.body], [[], { type: 'log', stream: 'stderr', data: '' }]);
+      b.commit();
+      const c = s.prepare(job, { type: 'log', stream: 'stdout', data: 'et-1 done\n' });
+      assert.deepEqual(c.before, [], 'the value started on stdout: its *** is there');
+      assert.deepEqual(c.body, { type: 'log', stream: 'stdout', data: '*** done\n' });
+      c.commit();
+      // Not a value after all: what was held of stdout goes out first, in order.
+      s.prepare(job, { type: 'log', stream: 'stdout', data: 'see tok-' }).commit();
+      const d = s.prepare(job, { type: 'log', stream: 'stderr', data: 'nope\n' });
+      assert.deepEqual([d.before, d.body], [[{ type: 'log', stream: 'stdout', data: 'tok-' }], { type: 'log', stream: 'stderr', data: 'nope\n' }]);
+      d.commit();
+      // Scalar run and tag names, artifact and requirements paths.
+      const sc = s.prepare(job, { type: 'scalars', points: [{ run: 'tok-secret-1', tag: 'loss/tok-secret-1', step: 1, wallTime: 1, value: 0.5 }] }).body;
+      assert.deepEqual(sc, { type: 'scalars', points: [{ run: '***', tag: 'loss/***', step: 1, wallTime: 1, value: 0.5 }] });
+      const art = s.prepare(job, { type: 'artifact', artifact: { path: 'outputs/tok-secret-1/w.pt', sha256: '0'.repeat(64), size: 1 } }).body;
+      assert.deepEqual(art, { type: 'artifact', artifact: { path: 'outputs/***/w.pt', sha256: '0'.repeat(64), size: 1 } });
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('masks the outputs of an executed notebook, and leaves a notebook without the value byte for byte', () => {
+    const m = new SecretMasker(['tok-secret-1']);
+    const nb = { cells: [{ cell_type: 'code', source: 'print(v)', outputs: [{ output_type: 'stream', name: 'stdout', text: ['tok-secret-1\n'] }, { output_type: 'execute_result', data: { 'text/plain': "'tok-secret-1'" } }] }], nbformat: 4 };
+    const out = maskNotebook(m, Buffer.from(JSON.stringify(nb)));
+    assert.ok(out);
+    assert.ok(!out.includes('tok-secret-1'));
+    assert.deepEqual((JSON.parse(out.toString()) as typeof nb).cells[0]!.outputs, [{ output_type: 'stream', name: 'stdout', text: ['***\n'] }, { output_type: 'execute_result', data: { 'text/plain': "'***'" } }]);
+    assert.equal(maskNotebook(m, Buffer.from(JSON.stringify({ cells: [{ outputs: [{ text: 'fine' }] }] }))), undefined);
+    assert.equal(maskNotebook(m, Buffer.from('not json tok-secret-1')), undefined);
   });
 
   it('validates names like environment variables and caps values', () => {

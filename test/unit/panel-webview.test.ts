@@ -115,6 +115,18 @@ describe('panel webview in Chromium', function () {
     assert.deepEqual(rows.slice(0, 4), ['start', '100% [##########]', 'next line', '']);
   });
 
+  it('shows what a worker sends to take over a terminal (clear, title, clipboard) as text, keeping colours (issue 14, finding 12)', async () => {
+    await send({ type: 'init', jobId: JOB.id, job: JOB, options: {} });
+    await send({ type: 'events', events: [log(1, 'kept line\n'), log(2, '\x1b[2J\x1b[H\x1b]0;pwned\x07\x1b]52;c;ZXZpbA==\x07\x1b[31mred\x1b[0m\n')] });
+    await stateWhen((x) => x.lastSeq === 2);
+    await page.waitForFunction(() => (document.querySelector('.xterm-rows')?.textContent ?? '').includes('red'));
+    const rows: string[] = await page.evaluate(() => [...document.querySelectorAll('.xterm-rows > div')].map((d: { textContent: string }) => d.textContent.trimEnd()));
+    assert.equal(rows[0], 'kept line', 'the screen was not cleared');
+    assert.equal(rows[1], '\\x1b[2J\\x1b[H\\x1b]0;pwned\\x07\\x1b]52;c;ZXZpbA==\\x07red');
+    // the colour is a colour: the word is in a styled span, not printed as an escape
+    assert.ok(await page.evaluate(() => [...document.querySelectorAll('.xterm-rows span')].some((e: { textContent: string; className: string }) => e.textContent === 'red' && /xterm-fg-1\b/.test(e.className))));
+  });
+
   it("takes the host's default smoothing and x axis into its controls", async () => {
     await send({ type: 'init', jobId: JOB.id, job: JOB, options: { smoothing: 0.3, xAxis: 'wall' } });
     await page.waitForFunction(() => document.querySelector('select.x-axis')?.value === 'wall');

@@ -42,6 +42,8 @@ export class JobService {
     events.onEnded = async (job) => {
       await this.dispatchNext(job.lease_id);
       await this.releaseIfDone(job);
+      // The last job of an ended lease frees its devices: a lease waiting for them starts now.
+      for (const leaseId of await this.leases.startWaitingLeases(job.worker_id)) await this.dispatchNext(leaseId);
     };
     // One job may not fill the broker's disk for everyone: past its cap it is stopped.
     events.onCapped = (job) => this.stopJob(job, "its output passed the broker's limit");
@@ -91,7 +93,10 @@ export class JobService {
     );
     await this.events.append(id, { type: 'status', status: 'queued' });
     const holder = await this.dispatchNext(leaseId);
-    if (holder && holder !== id) {
+    const waiting = holder ? undefined : (await this.leases.leaseById(leaseId))?.waitingFor;
+    if (waiting) {
+      await this.events.append(id, { type: 'notice', level: 'info', message: `waiting for the lease's ${waiting}` });
+    } else if (holder && holder !== id) {
       const ahead = await this.jobs.countOpenOnLease(leaseId, id);
       await this.events.append(id, {
         type: 'notice',
@@ -158,6 +163,8 @@ export class JobService {
    * its end, so two jobs never share a device (the turn is claimed atomically, across replicas too).
    */
   async dispatchNext(leaseId: string): Promise<string | undefined> {
+    // A lease waiting for its devices runs nothing yet (LeaseService.startWaitingLeases starts it).
+    if ((await this.leases.get(leaseId))?.waiting_since != null) return undefined;
     const { holder, claimed } = await this.jobs.claimTurn(leaseId, Date.now());
     if (claimed && (await this.link.current.isOnline(claimed.worker_id))) await this.link.current.dispatch(claimed);
     return holder;
@@ -225,8 +232,9 @@ export class JobService {
    * the bytes for this very job (else it could claim any blob whose hash it knows, another
    * account's included), and the path must match the job's output globs (else it could plant a
    * `train.py` in the renter's pull). The refusal reads the same whether or not the hash exists.
+   * Returns what was recorded: `mask`'s artifact (see artifact-mask.ts) when given.
    */
-  async recordArtifact(job: JobRow, a: Artifact): Promise<void> {
+  async recordArtifact(job: JobRow, a: Artifact, mask?: (a: Artifact) => Promise<Artifact>): Promise<Artifact> {
     const spec = await this.jobSpec(job.id);
     if (!outputMatcher(spec.outputs)(a.path)) {
       throw new ArtifactRefused(`artifact ${a.path} refused: it matches none of the job's outputs (${spec.outputs.join(', ') || 'none'})`);
@@ -235,6 +243,9 @@ export class JobService {
     if (size === undefined || size !== a.size) {
       throw new ArtifactRefused(`artifact ${a.path} refused: the worker did not upload these bytes (sha256 ${a.sha256}) for this job`);
     }
-    await this.blobRefs.recordArtifact(job.id, job.account_id, a);
+    // Checked as the worker named it; stored as the renter is to see it (secret values masked).
+    const stored = mask ? await mask(a) : a;
+    await this.blobRefs.recordArtifact(job.id, job.account_id, stored);
+    return stored;
   }
 }

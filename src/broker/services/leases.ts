@@ -1,9 +1,11 @@
 // Workers, offers and leases with per-second metering. A lease is not billed while its worker is
-// away; it ends when released or when its time is up, and its open jobs are stopped then.
-import { PythonStack, type CreateLeaseBody, type GpuInfo, type Lease, type Offer } from '../../shared/protocol';
+// away; it ends when released or when its time is up, and its open jobs are stopped then. Its
+// devices are free for the next lease only once the last job on them has ended (the worker reports
+// the end after the job's processes are gone): a lease made before then waits for them, unbilled.
+import { MAX_LEASE_HOURS, PythonStack, type CreateLeaseBody, type GpuInfo, type Lease, type Offer } from '../../shared/protocol';
 import { credits } from '../../shared/money';
 import { offerCandidates } from '../../shared/offer-pick';
-import { conflict, notFound } from '../errors';
+import { conflict, invalid, notFound } from '../errors';
 import type { EventLog } from '../event-log';
 import { newId } from '../ids';
 import type { JobsRepo } from '../store/jobs-repo';
@@ -126,6 +128,27 @@ export class LeaseService {
     return new Set((await this.leasesRepo.activeIndices(workerId)).flatMap((r) => JSON.parse(r) as number[]));
   }
 
+  /** Devices of ended leases whose last job still runs (stopping, uploading): not free yet. */
+  private async drainingIndices(workerId: string): Promise<Set<number>> {
+    return new Set((await this.leasesRepo.drainingIndices(workerId)).flatMap((r) => JSON.parse(r) as number[]));
+  }
+
+  /**
+   * Starts the worker's waiting leases whose devices are free now (a job ended): billed from now,
+   * their end moved by the wait; returns the ids of those started, for their queued jobs to go.
+   */
+  async startWaitingLeases(workerId: string, now = Date.now()): Promise<string[]> {
+    const waiting = await this.leasesRepo.waitingOf(workerId);
+    if (waiting.length === 0) return [];
+    const draining = await this.drainingIndices(workerId);
+    const started: string[] = [];
+    for (const r of waiting) {
+      if ((JSON.parse(r.gpu_indices) as number[]).some((i) => draining.has(i))) continue;
+      if (await this.leasesRepo.start(r.id, now)) started.push(r.id);
+    }
+    return started;
+  }
+
   async offers(): Promise<Offer[]> {
     // Workers seen in the last day are listed; those not connected now are left out.
     const workers = await this.workers.seenSince(Date.now() - 86_400_000);
@@ -175,6 +198,10 @@ export class LeaseService {
       status: r.status,
       secondsUsed,
       cost: costOfSeconds(r, secondsUsed),
+      waitingFor:
+        r.waiting_since !== null && r.status === 'active'
+          ? `device${r.count > 1 ? 's' : ''} ${(JSON.parse(r.gpu_indices) as number[]).join(', ')}, still held by the last job of an ended lease (stopping); not billed until ${r.count > 1 ? 'they are' : 'it is'} free`
+          : null,
     };
   }
 
@@ -211,11 +238,15 @@ export class LeaseService {
     // The worker may have said hello again at another price since the offers were read.
     if (quoted !== undefined && w.price_per_hour !== quoted) throw priceChanged(quoted, w.price_per_hour);
     const held = await this.heldIndices(w.id);
+    const draining = await this.drainingIndices(w.id);
+    // Devices no job runs on first; one still held by an ended lease's last job makes this lease wait.
     const indices = (JSON.parse(w.gpus) as GpuInfo[])
       .filter((g) => g.name === pick.gpuModel && !held.has(g.index))
+      .sort((a, b) => Number(draining.has(a.index)) - Number(draining.has(b.index)) || a.index - b.index)
       .slice(0, body.count)
       .map((g) => g.index);
     const now = Date.now();
+    const waits = indices.some((i) => draining.has(i));
     const id = newId('lease');
     const expiresAt = now + Math.round(body.hours * 3_600_000);
     await this.beforeLease?.({ leaseId: id, accountId: p.accountId, workerId: w.id, providerAccountId: w.account_id, pricePerHour: w.price_per_hour, count: body.count, createdAt: now, expiresAt });
@@ -229,7 +260,10 @@ export class LeaseService {
       price_per_hour: w.price_per_hour,
       created_at: now,
       expires_at: expiresAt,
+      waiting_since: waits ? now : null,
     });
+    // The job holding the devices may have ended between the look and the insert.
+    if (waits) await this.startWaitingLeases(w.id);
     return this.lease(p, id);
   }
 
@@ -247,7 +281,15 @@ export class LeaseService {
     await this.expireLeases();
     const r = await this.leaseRow(p, id);
     if (r.status !== 'active') throw conflict('lease_ended', `lease ${id} is ${r.status}; lease again`);
-    await this.leasesRepo.setExpiry(id, Math.max(r.expires_at, Date.now()) + Math.round(hours * 3_600_000));
+    const expires = Math.max(r.expires_at, Date.now()) + Math.round(hours * 3_600_000);
+    // Renewals do not stack past the longest lease, counted from its start (a waiting lease's from now).
+    const start = r.waiting_since === null ? r.created_at : Date.now();
+    const longest = start + MAX_LEASE_HOURS * 3_600_000;
+    if (expires > longest) {
+      const left = Math.max(0, Math.floor(((longest - Math.max(r.expires_at, Date.now())) / 3_600_000) * 100) / 100);
+      throw invalid('lease_too_long', `a lease lasts at most ${MAX_LEASE_HOURS} h, renewals included: lease ${id} can be renewed by at most ${left} h more; lease again after it ends`);
+    }
+    await this.leasesRepo.setExpiry(id, expires);
     return this.lease(p, id);
   }
 
@@ -289,8 +331,12 @@ function priceChanged(quoted: number, now: number) {
   );
 }
 
-/** The whole seconds of r billed by `now`: its time so far (up to its end), less the time its worker was away. */
+/**
+ * The whole seconds of r billed by `now`: its time so far (up to its end), less the time its worker
+ * was away; none while it waits for its devices (its created_at moves to when it gets them).
+ */
 export function billedSeconds(r: LeaseRow, now: number): number {
+  if (r.waiting_since !== null) return 0;
   const end = Math.min(r.ended_at ?? now, r.expires_at);
   return Math.max(0, Math.ceil((end - r.created_at - r.away_ms - awayMs(r, end)) / 1000));
 }
@@ -302,5 +348,6 @@ export function costOfSeconds(r: Pick<LeaseRow, 'count' | 'price_per_hour'>, sec
 
 /** Milliseconds of r's current time away that fall before `end` (0 while its worker is connected). */
 export function awayMs(r: LeaseRow, end: number): number {
-  return r.away_since === null ? 0 : Math.max(0, end - Math.max(r.away_since, r.created_at));
+  // Time away while the lease waited for its devices was not billed in the first place.
+  return r.away_since === null || r.waiting_since !== null ? 0 : Math.max(0, end - Math.max(r.away_since, r.created_at));
 }

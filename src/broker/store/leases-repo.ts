@@ -7,7 +7,16 @@ export interface LeasesRepo {
   ofAccount(accountId: string): Promise<LeaseRow[]>;
   /** the JSON gpu_indices of the worker's active leases */
   activeIndices(workerId: string): Promise<string[]>;
-  insert(row: Omit<LeaseRow, 'ended_at' | 'away_since' | 'away_ms' | 'status'>): Promise<void>;
+  /**
+   * the JSON gpu_indices of the worker's ended leases whose jobs still hold their devices (sent to
+   * the worker and not ended: stopping, uploading, or never told to stop)
+   */
+  drainingIndices(workerId: string): Promise<string[]>;
+  insert(row: Omit<LeaseRow, 'ended_at' | 'away_since' | 'away_ms' | 'status' | 'waiting_since'> & { waiting_since?: number | null }): Promise<void>;
+  /** the worker's active leases that wait for their devices */
+  waitingOf(workerId: string): Promise<LeaseRow[]>;
+  /** a waiting lease gets its devices at `now`: billed from then, its end moved by the wait; false when it was not waiting */
+  start(id: string, now: number): Promise<boolean>;
   setExpiry(id: string, expiresAt: number): Promise<void>;
   /** active leases whose time is up at `now` */
   due(now: number): Promise<LeaseRow[]>;

@@ -68,6 +68,11 @@ export interface LeaseRow {
   away_since: number | null;
   /** time the worker was away before, not billed */
   away_ms: number;
+  /**
+   * set while the lease waits for its devices (a job of an ended lease still runs on them): not
+   * billed, nothing dispatched; when they are free, created_at becomes that moment
+   */
+  waiting_since: number | null;
 }
 
 export interface JobRow {

@@ -2,6 +2,7 @@ import * as vscode from 'vscode';
 import { uploadWorkspace } from '../../client/workspace';
 import type { Lease, StartKernelBody } from '../../shared/protocol';
 import { isTerminal } from '../../shared/protocol';
+import { visibleLines } from '../../shared/terminal-text';
 import { CommandId } from '../commands/command-ids';
 import { leaseGpu } from '../commands/lease-commands';
 import type { HearthServices } from '../hearth-services';
@@ -172,7 +173,7 @@ export class HearthNotebooks implements vscode.Disposable {
       if (isTerminal(job.status)) {
         await this.store.set(notebook.uri, undefined);
         void vscode.window.showInformationMessage(
-          `Hearth: the kernel of ${basename(notebook.uri)} has ended (${job.status}${job.reason ? `: ${job.reason}` : ''}); running a cell starts a new one.`,
+          `Hearth: the kernel of ${basename(notebook.uri)} has ended (${job.status}${job.reason ? `: ${visibleLines(job.reason)}` : ''}); running a cell starts a new one.`,
         );
         return undefined;
       }

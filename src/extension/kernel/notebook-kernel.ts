@@ -1,6 +1,7 @@
 import * as vscode from 'vscode';
 import { BrokerError, type BrokerClient } from '../../client/api';
 import type { JobEvent, Lease, StartKernelBody } from '../../shared/protocol';
+import { visibleLines } from '../../shared/terminal-text';
 import { errorMessage, isAbort } from '../services/errors';
 import { CellOutputs } from './cell-outputs';
 import type { KernelStore, StoredKernel } from './kernel-store';
@@ -200,7 +201,7 @@ export class NotebookKernel implements vscode.Disposable {
         this.handle(ev);
       }
       const job = await client.job(this.stored.sessionId).catch(() => undefined);
-      if (job) reason = `the session ${job.status}${job.reason ? `: ${job.reason}` : ''}`;
+      if (job) reason = `the session ${job.status}${job.reason ? `: ${visibleLines(job.reason)}` : ''}`;
     } catch (err) {
       if (this.disposed || isAbort(err)) return;
       if (!(err instanceof BrokerError && err.status === 404)) {

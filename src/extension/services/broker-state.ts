@@ -4,7 +4,7 @@ import type { Balance, Job, Lease, Me, Offer } from '../../shared/protocol';
 import type { BrokerConnection } from './broker-connection';
 import type { Config } from './config';
 import { errorMessage } from './errors';
-import { isLocalBroker } from '../views/format';
+import { isLocalBroker, shownJob, shownLease, shownOffer } from '../views/format';
 
 export interface BrokerSnapshot {
   readonly connected: boolean;
@@ -115,9 +115,10 @@ export class BrokerState implements vscode.Disposable {
         connected: true,
         url: client.url,
         me,
-        offers,
-        leases: leases.filter((l) => l.status === 'active'),
-        jobs: [...jobs].sort((a, b) => b.createdAt - a.createdAt),
+        // Worker text made safe to show once, here, for every view that reads the snapshot.
+        offers: offers.map(shownOffer),
+        leases: leases.filter((l) => l.status === 'active').map(shownLease),
+        jobs: [...jobs].sort((a, b) => b.createdAt - a.createdAt).map(shownJob),
         balance,
         error: undefined,
         fetchedAt: Date.now(),

@@ -1,11 +1,11 @@
 import * as vscode from 'vscode';
+import { visibleLines } from '../../shared/terminal-text';
 
 const SHOW_LOG = 'Show Log';
 
-/** The message a person sees for an error: the broker's message, not a stack. */
+/** The message a person sees for an error: the broker's message (it may quote a worker: shown inert), not a stack. */
 export function errorMessage(err: unknown): string {
-  if (err instanceof Error) return err.message;
-  return String(err);
+  return visibleLines(err instanceof Error ? err.message : String(err));
 }
 
 export function isAbort(err: unknown): boolean {

@@ -1,5 +1,27 @@
 // Small display helpers shared by the trees and the status bar (no vscode: unit-tested in Node).
-import type { Balance, Lease } from '../../shared/protocol';
+import type { Balance, Job, Lease, Offer } from '../../shared/protocol';
+import { visibleLines, visibleText } from '../../shared/terminal-text';
+
+// What a worker named (itself, its GPUs, its software) and said (a job's reason), as the views
+// show it: control, bidi and zero-width characters as escapes (terminal-text.ts), so a tree item,
+// a notification or the status bar shows what is there and nothing else.
+export function shownOffer(o: Offer): Offer {
+  const s = o.stack;
+  return {
+    ...o,
+    workerName: visibleText(o.workerName),
+    gpuModel: visibleText(o.gpuModel),
+    ...(s
+      ? { stack: { ...s, python: visibleText(s.python), torch: s.torch && visibleText(s.torch), cuda: s.cuda && visibleText(s.cuda), ...(s.driver ? { driver: visibleText(s.driver) } : {}) } }
+      : {}),
+  };
+}
+export function shownLease(l: Lease): Lease {
+  return { ...l, workerName: visibleText(l.workerName), gpuModel: visibleText(l.gpuModel) };
+}
+export function shownJob(j: Job): Job {
+  return { ...j, entry: visibleText(j.entry), reason: j.reason === null ? null : visibleLines(j.reason) };
+}
 
 export function formatVram(mib: number): string {
   if (mib <= 0) return '—';

@@ -1,7 +1,8 @@
 import * as vscode from 'vscode';
+import { networkText } from '../../shared/network-text';
 import type { Offer } from '../../shared/protocol';
 import type { BrokerState } from '../services/broker-state';
-import { brokerHost, formatRate, formatReliability, formatVram, rowTooltip } from './format';
+import { brokerHost, escapeMarkdown, formatRate, formatReliability, formatVram, rowTooltip } from './format';
 
 export interface GpuFilter {
   /** case-insensitive substring of the GPU model */
@@ -43,7 +44,7 @@ export class OfferItem extends vscode.TreeItem {
     ].join(' · ');
     this.tooltip = new vscode.MarkdownString(
       [
-        `**${o.gpuModel}** on **${o.workerName}**${o.online ? '' : ' (offline)'}`,
+        `**${escapeMarkdown(o.gpuModel)}** on **${escapeMarkdown(o.workerName)}**${o.online ? '' : ' (offline)'}`,
         '',
         `- ${o.isGpu ? `VRAM: ${formatVram(o.vramMiB)}` : 'CPU (no GPU on this host)'}`,
         `- free: ${o.free}/${o.total} free`,
@@ -57,6 +58,7 @@ export class OfferItem extends vscode.TreeItem {
               ...(o.stack.diskFreeBytes !== undefined ? [`- disk free on the worker: ${(o.stack.diskFreeBytes / 2 ** 30).toFixed(1)} GiB`] : []),
             ]
           : []),
+        `- network of a session: ${networkText(o.stack)}`,
       ].join('\n'),
     );
     this.iconPath = new vscode.ThemeIcon(

@@ -2,7 +2,8 @@ import * as vscode from 'vscode';
 import type { BrokerClient } from '../../client/api';
 import { isTerminal, type Artifact, type Job, type JobStatus } from '../../shared/protocol';
 import type { BrokerState } from '../services/broker-state';
-import { formatBytes, formatDuration, rowTooltip } from './format';
+import { escapeMarkdown, formatBytes, formatDuration, rowTooltip } from './format';
+import { visibleText } from '../../shared/terminal-text';
 
 const STATUS_ICON: Record<JobStatus, { icon: string; color?: string }> = {
   queued: { icon: 'clock' },
@@ -30,7 +31,7 @@ export class JobItem extends vscode.TreeItem {
       rowTooltip(`${job.entry}`, this.description, [
         `${job.status}${job.exitCode !== null ? ` (exit ${job.exitCode})` : ''}, lease \`${job.leaseId}\``,
         `submitted ${new Date(job.createdAt).toLocaleString()}`,
-        ...(job.reason ? [`reason: ${job.reason}`] : []),
+        ...(job.reason ? [`reason: ${escapeMarkdown(job.reason)}`] : []),
       ]),
     );
     this.iconPath = statusIcon(job.status);
@@ -46,10 +47,10 @@ export class ArtifactItem extends vscode.TreeItem {
     readonly jobId: string,
     readonly artifact: Artifact,
   ) {
-    super(artifact.path, vscode.TreeItemCollapsibleState.None);
+    super(visibleText(artifact.path), vscode.TreeItemCollapsibleState.None);
     this.id = `artifact:${jobId}:${artifact.path}`;
     this.description = formatBytes(artifact.size);
-    this.tooltip = `${artifact.path}\n${formatBytes(artifact.size)}\nsha256 ${artifact.sha256}`;
+    this.tooltip = `${visibleText(artifact.path)}\n${formatBytes(artifact.size)}\nsha256 ${artifact.sha256}`;
     this.iconPath = vscode.ThemeIcon.File;
     this.resourceUri = vscode.Uri.file(`/${artifact.path}`);
     this.contextValue = 'artifact';

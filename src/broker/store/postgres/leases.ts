@@ -23,9 +23,26 @@ export class PgLeases implements LeasesRepo {
     return (await this.sql<{ gpu_indices: string }[]>`SELECT gpu_indices FROM leases WHERE worker_id = ${workerId} AND status = 'active'`).map((r) => r.gpu_indices);
   }
 
-  async insert(r: Omit<LeaseRow, 'ended_at' | 'away_since' | 'away_ms' | 'status'>): Promise<void> {
-    await this.sql`INSERT INTO leases (id, account_id, worker_id, gpu_model, gpu_indices, count, price_per_hour, created_at, expires_at, status)
-      VALUES (${r.id}, ${r.account_id}, ${r.worker_id}, ${r.gpu_model}, ${r.gpu_indices}, ${r.count}, ${r.price_per_hour}, ${r.created_at}, ${r.expires_at}, 'active')`;
+  async drainingIndices(workerId: string): Promise<string[]> {
+    return (
+      await this.sql<{ gpu_indices: string }[]>`SELECT DISTINCT l.gpu_indices FROM leases l JOIN jobs j ON j.lease_id = l.id
+        WHERE l.worker_id = ${workerId} AND l.status <> 'active' AND j.dispatched_at IS NOT NULL AND j.status IN ('queued', 'running')`
+    ).map((r) => r.gpu_indices);
+  }
+
+  async insert(r: Omit<LeaseRow, 'ended_at' | 'away_since' | 'away_ms' | 'status' | 'waiting_since'> & { waiting_since?: number | null }): Promise<void> {
+    await this.sql`INSERT INTO leases (id, account_id, worker_id, gpu_model, gpu_indices, count, price_per_hour, created_at, expires_at, status, waiting_since)
+      VALUES (${r.id}, ${r.account_id}, ${r.worker_id}, ${r.gpu_model}, ${r.gpu_indices}, ${r.count}, ${r.price_per_hour}, ${r.created_at}, ${r.expires_at}, 'active', ${r.waiting_since ?? null})`;
+  }
+
+  async waitingOf(workerId: string): Promise<LeaseRow[]> {
+    return [...(await this.sql<LeaseRow[]>`SELECT * FROM leases WHERE worker_id = ${workerId} AND status = 'active' AND waiting_since IS NOT NULL ORDER BY created_at`)];
+  }
+
+  async start(id: string, now: number): Promise<boolean> {
+    const r = await this.sql`UPDATE leases SET created_at = ${now}, expires_at = expires_at + (${now} - waiting_since), waiting_since = NULL
+      WHERE id = ${id} AND status = 'active' AND waiting_since IS NOT NULL`;
+    return r.count > 0;
   }
 
   async setExpiry(id: string, expiresAt: number): Promise<void> {

@@ -1,4 +1,4 @@
-// The ledger's SQL on PostgreSQL (tables of migration 4 in migrations.ts). A batch is one
+// The ledger's SQL on PostgreSQL (tables of migration 5 in migrations.ts). A batch is one
 // transaction: the lease's row is locked first (its guard), then the books it touches in name
 // order, so replicas metering at once wait for each other instead of deadlocking or posting twice.
 import {

@@ -69,11 +69,15 @@ export const PG_MIGRATIONS: string[] = [
   );
   CREATE INDEX leases_account ON leases (account_id, ended_at);
   `,
-  // 3 (SQLite's 7): when a session's cancel was asked for (the lease taken for it stops billing a grace later).
+  // 3 (SQLite's 7): a lease that waits, unbilled, for devices the last job of an ended lease still holds.
+  `
+  ALTER TABLE leases ADD COLUMN waiting_since bigint;
+  `,
+  // 4 (SQLite's 8): when a session's cancel was asked for (the lease taken for it stops billing a grace later).
   `
   ALTER TABLE jobs ADD COLUMN cancel_requested_at bigint;
   `,
-  // 4 (SQLite's 8): the ledger (store/ledger-repository.ts).
+  // 5 (SQLite's 9): the ledger (store/ledger-repository.ts).
   `
   CREATE TABLE ledger_books (book text PRIMARY KEY, balance bigint NOT NULL DEFAULT 0, overdraft bigint NOT NULL DEFAULT 0);
   CREATE TABLE ledger_postings (

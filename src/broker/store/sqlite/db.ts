@@ -105,12 +105,17 @@ export const MIGRATIONS: string[] = [
   ) WITHOUT ROWID;
   CREATE INDEX leases_account ON leases(account_id, ended_at);
   `,
-  // 7 (issue 14, finding 6): when a session's cancel was asked for, so the lease taken for it
+  // 7 (devices handed over only when free, services/leases.ts): a lease made while the last job
+  // of an ended lease still held its devices waits for them, unbilled, from this time.
+  `
+  ALTER TABLE leases ADD COLUMN waiting_since INTEGER;
+  `,
+  // 8 (issue 14, finding 6): when a session's cancel was asked for, so the lease taken for it
   // stops billing a grace later whatever its worker says.
   `
   ALTER TABLE jobs ADD COLUMN cancel_requested_at INTEGER;
   `,
-  // 8 (the ledger, store/ledger-repository.ts): books with their balance and overdraft, postings
+  // 9 (the ledger, store/ledger-repository.ts): books with their balance and overdraft, postings
   // (micro-credits, a unique idempotency key each), what the ledger holds of each lease, settings.
   `
   CREATE TABLE ledger_books (book TEXT PRIMARY KEY, balance INTEGER NOT NULL DEFAULT 0, overdraft INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;

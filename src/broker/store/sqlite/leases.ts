@@ -21,12 +21,35 @@ export class SqliteLeases implements LeasesRepo {
     return (this.db.prepare("SELECT gpu_indices FROM leases WHERE worker_id = ? AND status = 'active'").all(workerId) as { gpu_indices: string }[]).map((r) => r.gpu_indices);
   }
 
-  async insert(r: Omit<LeaseRow, 'ended_at' | 'away_since' | 'away_ms' | 'status'>): Promise<void> {
+  async drainingIndices(workerId: string): Promise<string[]> {
+    return (
+      this.db
+        .prepare(
+          `SELECT DISTINCT l.gpu_indices FROM leases l JOIN jobs j ON j.lease_id = l.id
+           WHERE l.worker_id = ? AND l.status <> 'active' AND j.dispatched_at IS NOT NULL AND j.status IN ('queued', 'running')`,
+        )
+        .all(workerId) as { gpu_indices: string }[]
+    ).map((r) => r.gpu_indices);
+  }
+
+  async insert(r: Omit<LeaseRow, 'ended_at' | 'away_since' | 'away_ms' | 'status' | 'waiting_since'> & { waiting_since?: number | null }): Promise<void> {
     this.db
       .prepare(
-        "INSERT INTO leases (id, account_id, worker_id, gpu_model, gpu_indices, count, price_per_hour, created_at, expires_at, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'active')",
+        "INSERT INTO leases (id, account_id, worker_id, gpu_model, gpu_indices, count, price_per_hour, created_at, expires_at, status, waiting_since) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'active', ?)",
       )
-      .run(r.id, r.account_id, r.worker_id, r.gpu_model, r.gpu_indices, r.count, r.price_per_hour, r.created_at, r.expires_at);
+      .run(r.id, r.account_id, r.worker_id, r.gpu_model, r.gpu_indices, r.count, r.price_per_hour, r.created_at, r.expires_at, r.waiting_since ?? null);
+  }
+
+  async waitingOf(workerId: string): Promise<LeaseRow[]> {
+    return this.db.prepare("SELECT * FROM leases WHERE worker_id = ? AND status = 'active' AND waiting_since IS NOT NULL ORDER BY created_at").all(workerId) as LeaseRow[];
+  }
+
+  async start(id: string, now: number): Promise<boolean> {
+    return (
+      this.db
+        .prepare("UPDATE leases SET created_at = ?, expires_at = expires_at + (? - waiting_since), waiting_since = NULL WHERE id = ? AND status = 'active' AND waiting_since IS NOT NULL")
+        .run(now, now, id).changes > 0
+    );
   }
 
   async setExpiry(id: string, expiresAt: number): Promise<void> {

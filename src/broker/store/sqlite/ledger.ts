@@ -1,4 +1,4 @@
-// The ledger's SQL on SQLite (tables of migration 8 in db.ts). A batch is one IMMEDIATE
+// The ledger's SQL on SQLite (tables of migration 9 in db.ts). A batch is one IMMEDIATE
 // transaction: SQLite has one writer at a time, so the guard and the balance checks see the truth.
 import {
   BatchRefused,
