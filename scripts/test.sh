@@ -56,12 +56,12 @@ trap 'bash scripts/postgres-test.sh stop "$PG_DIR" >/dev/null 2>&1' EXIT
 if PG_URL=$(bash scripts/postgres-test.sh start "$PG_DIR" "$PG_PORT"); then
   export HEARTH_TEST_DATABASE="$PG_URL"
   step unit-postgres npx mocha --config .mocharc.json test/unit/broker-cancel.test.ts test/unit/broker-event-cap.test.ts test/unit/broker-replicas.test.ts \
-    test/unit/spend-repository.test.ts test/unit/broker-secrets.test.ts
+    test/unit/spend-repository.test.ts test/unit/ledger.test.ts test/unit/broker-secrets.test.ts
   step integration-postgres npx mocha --config .mocharc.json --timeout 180000 \
     test/integration/broker-log-attacks.test.ts test/integration/broker-http-attacks.test.ts test/integration/security.test.ts \
     test/integration/worker-reconnect.test.ts test/integration/resilience.test.ts test/integration/run.test.ts \
     test/integration/kernel-session.test.ts test/integration/panel-feed.test.ts test/integration/broker-replicas.test.ts \
-    test/integration/spend.test.ts test/integration/secrets.test.ts test/integration/s3-blobs.test.ts test/integration/cli.test.ts \
+    test/integration/spend.test.ts test/integration/market-trust.test.ts test/integration/ledger.test.ts test/integration/secrets.test.ts test/integration/s3-blobs.test.ts test/integration/cli.test.ts \
     test/integration/lease-limits.test.ts
   unset HEARTH_TEST_DATABASE
 else

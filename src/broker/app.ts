@@ -17,6 +17,8 @@ import { secretRoutes } from './routes/secrets';
 import { workerSocketRoute } from './routes/worker-socket';
 import { loadSecretsKey } from './secret-box';
 import { Secrets } from './secrets';
+import { Ledger } from './ledger';
+import { ledgerRoutes } from './routes/ledger';
 import { Spend } from './spend';
 import { openBlobStore } from './store/open-blob-store';
 import { openStore } from './store/store';
@@ -38,6 +40,12 @@ export const BrokerOptions = z.object({
   uploadMinBytes: z.number().int().min(1).default(16 * 1024),
   /** how often leases are checked against their cost caps, their account's limit and their idle release */
   meterMs: z.number().int().positive().default(1000),
+  /** a cancelled session's worker has this long to stop it; then the lease taken for it ends (billing stops) */
+  cancelGraceMs: z.number().int().positive().default(30_000),
+  /** `open`: renters' balances may go below zero (a broker of one's own); `prepaid`: a lease needs credits (ledger.ts) */
+  credit: z.enum(['open', 'prepaid']).default('open'),
+  /** the secret a payment provider signs its webhook posts with; else HEARTH_PAYMENT_WEBHOOK_SECRET; none: no webhook */
+  paymentWebhookSecret: z.string().min(16).optional(),
   /** the operator's secrets key (32 bytes, hex or base64); else HEARTH_SECRETS_KEY, else <dataDir>/secrets.key */
   secretsKeyFile: z.string().min(1).optional(),
   /** where blob bytes live: `folder` (<dataDir>/blobs) or `s3://bucket?endpoint=…` (see open-blob-store.ts) */
@@ -94,6 +102,10 @@ export interface BrokerApp {
   broker: Broker;
   /** the admin token when this start created the first account (shown once), else undefined */
   adminToken: string | undefined;
+  /** the ledger (balances, escrow, earnings) */
+  ledger: Ledger;
+  /** one metering pass now (caps, limits, the ledger), as the metering timer runs it */
+  meter(now?: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -163,8 +175,11 @@ export async function buildBroker(options: BrokerOptions, logger: FastifyServerO
   setMaxListeners(0, shutdown.signal);
   const hub = new WorkerHub(broker, app.log, opts.heartbeatMs, opts.lostAfterMs, secrets, blobs);
   await app.register(websocket, { options: { maxPayload: 16 * 1024 * 1024 } });
-  const spend = new Spend(broker, store.spend);
+  const ledger = new Ledger(broker, store.ledger, opts.credit, opts.meterMs);
+  broker.leaseService.beforeLease = (q) => ledger.hold(q);
+  const spend = new Spend(broker, store.spend, opts.cancelGraceMs, ledger);
   apiRoutes(app, broker, spend, opts.version);
+  ledgerRoutes(app, broker, ledger, opts.paymentWebhookSecret ?? (process.env.HEARTH_PAYMENT_WEBHOOK_SECRET || undefined));
   blobRoutes(app, broker, blobs, opts.maxBlobBytes);
   secretRoutes(app, broker, secrets);
   eventRoutes(app, broker, shutdown.signal, opts.pingMs);
@@ -207,6 +222,8 @@ export async function buildBroker(options: BrokerOptions, logger: FastifyServerO
     app,
     broker,
     adminToken,
+    ledger,
+    meter: (now?: number) => spend.tick(now),
     async close() {
       if (closed) return;
       closed = true;

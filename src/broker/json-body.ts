@@ -31,6 +31,8 @@ export function registerJsonParser(app: FastifyInstance): void {
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
     const text = body as string;
+    // A signed webhook is checked against the bytes that were sent, not a re-serialisation.
+    if (req.url === '/v1/ledger/webhook') (req as typeof req & { rawBody?: string }).rawBody = text;
     if (jsonDepthExceeds(text, MAX_JSON_DEPTH)) {
       done(new HttpError(400, 'too_deep', `JSON body nested deeper than ${MAX_JSON_DEPTH} levels`), undefined);
       return;

@@ -4,10 +4,12 @@
 // tick (`meterMs`, on one replica at a time) compares that metering with the caps: at 80 % the
 // lease's jobs get a warning in their log and the lease a `spendWarning`; at 100 % the lease ends
 // and its jobs stop with a reason that starts with `lease_cap:` or `spend_limit:`. A lease nothing
-// has run on for its idle time is released (`idle_release`).
+// has run on for its idle time is released (`idle_release`). A session cancelled on a lease taken for
+// it ends that lease (`cancelled`) a grace after the cancel, whatever its worker says.
 import { credits } from '../shared/money';
 import type { AccountSpend, CreateLeaseBody, Lease } from '../shared/protocol';
 import type { Broker } from './broker';
+import type { Ledger } from './ledger';
 import { conflict } from './errors';
 import type { SpendRepository, WatchedLease } from './store/spend-repository';
 
@@ -40,6 +42,10 @@ export class Spend {
   constructor(
     private readonly broker: Broker,
     private readonly repo: SpendRepository,
+    /** how long a cancelled session's worker has to stop it before the lease taken for it ends */
+    private readonly cancelGraceMs = 30_000,
+    /** meters leases into the ledger after the caps are checked */
+    private readonly ledger?: Ledger,
   ) {}
 
   /** Records a new lease's cap and idle release (from its request). */
@@ -107,7 +113,13 @@ export class Spend {
     try {
       await this.broker.expireLeases(now);
       for (const w of await this.repo.watchedLeases()) await this.checkLease(w, now);
+      // A worker that ignores a cancel bills nothing past the grace: the session's lease ends then.
+      for (const c of await this.repo.cancelledSessionLeases(now - this.cancelGraceMs)) {
+        const s = this.cancelGraceMs / 1000;
+        await this.end(c.leaseId, 'cancelled', `cancelled: the session was cancelled and its worker had not stopped it ${s} s later; the lease taken for it ended then`, c.cancelAt + this.cancelGraceMs);
+      }
       for (const a of await this.repo.limitedAccountsWithActiveLeases()) await this.checkAccount(a.accountId, a.spendLimit!, a.warnedPeriod, now);
+      await this.ledger?.tick(now);
     } finally {
       this.ticking = false;
     }

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { existsSync, statSync } from 'node:fs';
 import { basename, join, relative, resolve, sep } from 'node:path';
 import type { BrokerClient } from '../client/api';
+import { leaseAtQuote } from '../client/lease-quote';
 import { pullArtifacts } from '../client/pull';
 import { runLayout, submitRun } from '../client/submit-run';
 import { resolveDataDir } from '../client/config';
@@ -44,7 +45,7 @@ export async function pickLease(
   // Interrupted while looking: nothing leased yet, and nothing will be.
   signal?.throwIfAborted();
   // Released when the run ends; the idle release covers a CLI killed before it submitted anything.
-  const n = await client.createLease({ count: 1, hours: 1, idleReleaseMinutes: AUTO_LEASE_IDLE_MINUTES, ...limits });
+  const n = await leaseAtQuote(client, { count: 1, hours: 1, idleReleaseMinutes: AUTO_LEASE_IDLE_MINUTES, ...limits });
   return { id: n.id, own: true, said: `hearth: leased ${n.id} for this ${what2} (${what(n)}); the broker releases it when the ${what2} ends\n` };
 }
 

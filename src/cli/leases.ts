@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { accountSpendText, leaseLimitsText, leasePriceText } from '../shared/money';
 import { networkShort } from '../shared/network-text';
 import { Credits, type Lease } from '../shared/protocol';
+import { leaseAtQuote } from '../client/lease-quote';
 import { visibleText } from '../shared/terminal-text';
 import { clientFor, DurationFlag, flag, globals, idArg, PositiveInt, PositiveNumber } from './context';
 import { formatBytes, formatDuration, printJson, table } from './output';
@@ -78,7 +79,7 @@ export function registerLeaseCommands(program: Command): void {
     .action(async (o: { gpu?: string; worker?: string; count: string; hours: string; maxCost?: string; idleRelease?: string }, cmd: Command) => {
       const hours = flag('hours', PositiveNumber, o.hours);
       const body = { gpuModel: o.gpu, workerId: o.worker === undefined ? undefined : idArg('wrk', o.worker), count: flag('count', PositiveInt, o.count), hours, ...leaseLimitFlags(o) };
-      const lease = await clientFor(cmd).createLease(body);
+      const lease = await leaseAtQuote(clientFor(cmd), body);
       if (globals(cmd).json) return printJson(lease);
       process.stdout.write(`${lease.id}\n`);
       const limits = leaseLimitsText(lease);

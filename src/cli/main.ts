@@ -8,6 +8,7 @@ import { withGlobalHelp } from './help';
 import { registerJobCommands } from './jobs';
 import { registerKernelCommands } from './kernels';
 import { registerLeaseCommands } from './leases';
+import { registerLedgerCommands } from './ledger';
 import { registerPushCommand } from './push';
 import { registerSecretCommands } from './secrets';
 import { registerServerCommands } from './up';
@@ -26,6 +27,7 @@ export function buildProgram(): Command {
     .exitOverride();
   registerServerCommands(program);
   registerLeaseCommands(program);
+  registerLedgerCommands(program);
   registerJobCommands(program);
   registerKernelCommands(program);
   registerSecretCommands(program);

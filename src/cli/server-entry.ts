@@ -34,7 +34,7 @@ function quietWorkerLog(): WorkerOptions['log'] {
   };
 }
 
-export async function runBroker(o: { dataDir: string; port: number; host: string; uploadStallMs?: number; database?: string | undefined; secretsKeyFile?: string | undefined; blobs?: string }): Promise<void> {
+export async function runBroker(o: { dataDir: string; port: number; host: string; uploadStallMs?: number; database?: string | undefined; secretsKeyFile?: string | undefined; blobs?: string; credit?: 'open' | 'prepaid' }): Promise<void> {
   const b = await startBroker(
     {
       dataDir: o.dataDir,
@@ -45,6 +45,7 @@ export async function runBroker(o: { dataDir: string; port: number; host: string
       ...(o.database ? { database: o.database } : {}),
       ...(o.secretsKeyFile ? { secretsKeyFile: o.secretsKeyFile } : {}),
       ...(o.blobs ? { blobs: o.blobs } : {}),
+      ...(o.credit ? { credit: o.credit } : {}),
     },
     brokerLogger(),
   );

@@ -158,7 +158,8 @@ export function registerServerCommands(program: Command): void {
     .option('--database <url>', 'a postgres:// URL shared by every replica (else HEARTH_DATABASE, else SQLite in the data dir)')
     .option('--secrets-key-file <file>', 'key (32 bytes, hex or base64; mode 0600) that seals renters\' secrets (else HEARTH_SECRETS_KEY, else <data-dir>/secrets.key, made on first start)')
     .option('--blobs <where>', 'where blob bytes live: folder (<data-dir>/blobs) or s3://BUCKET[/PREFIX]?endpoint=URL&region=R&forcePathStyle=true (keys from HEARTH_S3_ACCESS_KEY_ID/HEARTH_S3_SECRET_ACCESS_KEY or AWS_*); default HEARTH_BLOBS, else folder')
-    .action(async (o: { port: string; host: string; uploadStall: string; database?: string; secretsKeyFile?: string; blobs?: string }, cmd: Command) => {
+    .option('--prepaid', 'renters need credits (`hearth admin grant`, or a payment provider posting to the signed webhook, secret in HEARTH_PAYMENT_WEBHOOK_SECRET): a lease holds its cost in escrow and stops when the balance runs out')
+    .action(async (o: { port: string; host: string; uploadStall: string; database?: string; secretsKeyFile?: string; blobs?: string; prepaid?: boolean }, cmd: Command) => {
       const dataDir = resolveDataDir(globals(cmd).dataDir);
       const uploadStallMs = Math.round(flag('upload-stall', PositiveNumber, o.uploadStall) * 1000);
       const database = o.database ?? (process.env.HEARTH_DATABASE || undefined);
@@ -166,7 +167,7 @@ export function registerServerCommands(program: Command): void {
       if (database !== undefined && !/^postgres(ql)?:\/\/[^\s]+$/.test(database)) throw new UsageError('--database / HEARTH_DATABASE: give a postgres://user:password@host:port/db URL');
       const secretsKeyFile = o.secretsKeyFile === undefined ? undefined : resolve(o.secretsKeyFile);
       const blobs = o.blobs ?? process.env.HEARTH_BLOBS ?? 'folder';
-      await server().runBroker({ dataDir, port: flag('port', PortFlag, o.port), host: o.host, uploadStallMs, database, secretsKeyFile, blobs });
+      await server().runBroker({ dataDir, port: flag('port', PortFlag, o.port), host: o.host, uploadStallMs, database, secretsKeyFile, blobs, credit: o.prepaid ? 'prepaid' : 'open' });
     });
 
   workerFlags(

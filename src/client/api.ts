@@ -28,8 +28,7 @@ import {
   TokenInfo,
   type CreateLeaseBody,
   type JobEvent,
-  type SubmitJobBody,
-} from '../shared/protocol';
+  type SubmitJobBody, Balance, EarningsRow, GrantReply, LedgerPosting } from '../shared/protocol';
 
 export class BrokerError extends Error {
   constructor(
@@ -79,6 +78,30 @@ export class BrokerClient {
   /** What this account spent this month, against its limit. */
   accountSpend(): Promise<AccountSpend> {
     return this.json('GET', '/v1/account/spend', AccountSpend);
+  }
+  /** This account's balance, what its leases hold, its overdraft and its earnings as a provider. */
+  balance(): Promise<Balance> {
+    return this.json('GET', '/v1/ledger/balance', Balance);
+  }
+  /** The ledger's postings that touch this account, from `since` (epoch ms) on, oldest first. */
+  ledger(since?: number): Promise<LedgerPosting[]> {
+    return this.json('GET', `/v1/ledger/postings${since === undefined ? '' : `?since=${since}`}`, z.array(LedgerPosting));
+  }
+  /** What this account's workers earned, per worker and UTC day. */
+  earnings(since?: number): Promise<EarningsRow[]> {
+    return this.json('GET', `/v1/ledger/earnings${since === undefined ? '' : `?since=${since}`}`, z.array(EarningsRow));
+  }
+  /** Admin: credits for an account (id or name); the same key twice grants once. */
+  grant(account: string, credits: number, key: string): Promise<z.infer<typeof GrantReply>> {
+    return this.json('POST', '/v1/admin/grants', GrantReply, { account, credits, key });
+  }
+  /** Admin: how far below zero an account's balance may go. */
+  setOverdraft(account: string, credits: number): Promise<Balance> {
+    return this.json('PUT', '/v1/admin/overdraft', Balance, { account, credits });
+  }
+  /** Admin: the broker's share of every metered credit (0 … 1). */
+  setFee(share: number): Promise<{ share: number }> {
+    return this.json('PUT', '/v1/admin/fee', z.object({ share: z.number() }), { share });
   }
   /** Sets this account's monthly spend limit (null removes it). */
   setSpendLimit(spendLimit: number | null): Promise<AccountSpend> {

@@ -22,6 +22,7 @@ import { LeaseStatusBar } from './status-bar';
 import { GpuTreeProvider } from './views/gpu-tree';
 import { LeaseTreeProvider } from './views/lease-tree';
 import { RunTreeProvider } from './views/run-tree';
+import { balanceText } from './views/format';
 
 /** What activate() returns: a small surface for the extension-host tests. */
 export interface HearthApi {
@@ -105,6 +106,8 @@ function build(context: vscode.ExtensionContext, log: vscode.LogOutputChannel): 
     state.onDidChange((snap) => {
       const message = outageMessage(snap);
       for (const v of views) if (v.message !== message) v.message = message;
+      const balance = balanceText(snap.balance);
+      if (leaseView.description !== balance) leaseView.description = balance;
     }),
   );
 

@@ -154,6 +154,50 @@ export const AccountSpend = z.object({
 });
 export type AccountSpend = z.infer<typeof AccountSpend>;
 
+// ---------- the ledger (broker/ledger.ts) ----------
+
+/** An idempotency key: the same key twice posts once. */
+export const IdempotencyKey = z.string().min(1).max(200).regex(/^[\x21-\x7e]+$/, 'printable ASCII, no spaces');
+
+/** POST /v1/admin/grants: credits for an account (by id or name), from the admin. */
+export const GrantBody = z.object({ account: z.string().min(1).max(200), credits: Credits, key: IdempotencyKey.optional(), memo: z.string().max(500).optional() }).strict();
+export const GrantReply = z.object({ accountId: Id, applied: z.boolean(), balance: z.number() });
+/** PUT /v1/admin/overdraft: how far below zero an account's balance may go (prepaid credit). */
+export const OverdraftBody = z.object({ account: z.string().min(1).max(200), credits: z.number().min(0).max(1e9) }).strict();
+/** PUT /v1/admin/fee: the broker's share of each metered credit. */
+export const FeeBody = z.object({ share: z.number().min(0).max(1) }).strict();
+/** What a payment provider posts to /v1/ledger/webhook (signed, see SECURITY.md). */
+export const PaymentWebhookBody = z.object({ id: IdempotencyKey, account: z.string().min(1).max(200), credits: Credits }).strict();
+
+export const Balance = z.object({
+  balance: z.number(),
+  /** what the account's open leases hold in escrow */
+  held: z.number(),
+  /** null: open credit (the balance may go below zero) */
+  overdraft: z.number().nullable(),
+  /** what the account's workers earned, net of the broker's fee */
+  earnings: z.number(),
+  mode: z.enum(['open', 'prepaid']),
+});
+export type Balance = z.infer<typeof Balance>;
+
+export const LedgerPosting = z.object({
+  id: z.number(),
+  key: z.string(),
+  from: z.string(),
+  to: z.string(),
+  credits: z.number(),
+  kind: z.string(),
+  leaseId: z.string().nullable(),
+  workerId: z.string().nullable(),
+  memo: z.string().nullable(),
+  at: z.number(),
+});
+export type LedgerPosting = z.infer<typeof LedgerPosting>;
+
+export const EarningsRow = z.object({ workerId: z.string(), workerName: z.string(), day: z.string(), credits: z.number() });
+export type EarningsRow = z.infer<typeof EarningsRow>;
+
 /** PUT /v1/account/limit: null removes the limit. */
 export const SetSpendLimitBody = z.object({ spendLimit: Credits.nullable() }).strict();
 export const CreateAccountReply = z.object({ accountId: Id, name: z.string(), token: z.string() });
@@ -227,6 +271,11 @@ export const CreateLeaseBody = z
     maxCost: Credits.optional(),
     /** release the lease after this many minutes with nothing queued or running on it */
     idleReleaseMinutes: z.number().positive().max(24 * 30 * 60).optional(),
+    /**
+     * the price per device-hour the renter saw in the offer: the lease is made at this price or
+     * refused (`price_changed`), so a provider cannot change it between the quote and the lease
+     */
+    pricePerHour: z.number().min(0).max(1e9).optional(),
   })
   .strict();
 export type CreateLeaseBody = z.infer<typeof CreateLeaseBody>;

@@ -19,7 +19,7 @@ export class ScriptedWorker {
   ) {}
 
   /** Connects, says hello and waits for the welcome. */
-  async connect(hello: { workerId?: string; name?: string; hostname?: string; gpus?: GpuInfo[]; jobs?: string[] } = {}): Promise<string> {
+  async connect(hello: { workerId?: string; name?: string; hostname?: string; gpus?: GpuInfo[]; jobs?: string[]; pricePerHour?: number } = {}): Promise<string> {
     const url = this.brokerUrl.replace(/^http/, 'ws') + '/v1/worker/ws';
     this.ws = new WebSocket(url, { headers: { authorization: `Bearer ${this.token}` } });
     this.ws.on('message', (raw) => {
@@ -43,7 +43,7 @@ export class ScriptedWorker {
       hostname: hello.hostname ?? 'scripted-host',
       version: '0.0.0',
       gpus: hello.gpus ?? CPU,
-      pricePerHour: 1,
+      pricePerHour: hello.pricePerHour ?? 1,
       jobs: hello.jobs ?? [],
     });
     const welcome = await this.waitFor((m) => m.type === 'welcome', 'welcome');

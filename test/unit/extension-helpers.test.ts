@@ -1,6 +1,6 @@
 // Pure helpers of the extension (no vscode): display formats and the run log as text.
 import * as assert from 'node:assert/strict';
-import { brokerHost, costNow, escapeMarkdown, formatBytes, formatCredits, formatDuration, formatRate, formatReliability, formatVram, isLocalBroker, plainLog, rowTooltip } from '../../src/extension/views/format';
+import { balanceText, brokerHost, costNow, escapeMarkdown, formatBytes, formatCredits, formatDuration, formatRate, formatReliability, formatVram, isLocalBroker, plainLog, rowTooltip } from '../../src/extension/views/format';
 import type { Lease } from '../../src/shared/protocol';
 
 describe('extension display helpers', () => {
@@ -56,5 +56,10 @@ describe('extension display helpers', () => {
   it('turns a terminal log into plain text: no escapes, the last rewrite of \\r lines', () => {
     assert.equal(plainLog('\x1b[1;32mok\x1b[0m\n[#..] 1/3\r[##.] 2/3\r[###] 3/3\ndone\r\n'), 'ok\n[###] 3/3\ndone\n');
     assert.equal(plainLog('\x1b]8;;http://x\x07link\x1b]8;;\x07'), 'link');
+  });
+  it('says the balance, what leases hold and what a provider earned', () => {
+    assert.equal(balanceText(undefined), '');
+    assert.equal(balanceText({ balance: 65, held: 35, overdraft: 0, earnings: 0, mode: 'prepaid' }), 'balance 65.00 cr · held 35.00 cr');
+    assert.equal(balanceText({ balance: -3, held: 0, overdraft: null, earnings: 12.5, mode: 'open' }), 'balance -3.00 cr (open credit) · earned 12.50 cr');
   });
 });

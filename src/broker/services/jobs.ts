@@ -196,7 +196,7 @@ export class JobService {
    * stop, and the worker reports the final status after uploading what the job wrote.
    */
   async stopJob(r: JobRow, reason: string): Promise<void> {
-    await this.jobs.setCancelReason(r.id, reason);
+    await this.jobs.setCancelReason(r.id, reason, Date.now());
     const online = await this.link.current.isOnline(r.worker_id);
     // A job not yet accepted may still be on its way to the worker (sent, acceptance in flight):
     // it ends here, and the worker is told too, so it never runs a job the broker has ended.

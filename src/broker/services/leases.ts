@@ -3,6 +3,8 @@
 // devices are free for the next lease only once the last job on them has ended (the worker reports
 // the end after the job's processes are gone): a lease made before then waits for them, unbilled.
 import { MAX_LEASE_HOURS, PythonStack, type CreateLeaseBody, type GpuInfo, type Lease, type Offer } from '../../shared/protocol';
+import { credits } from '../../shared/money';
+import { offerCandidates } from '../../shared/offer-pick';
 import { conflict, invalid, notFound } from '../errors';
 import type { EventLog } from '../event-log';
 import { newId } from '../ids';
@@ -23,7 +25,22 @@ export interface Hello {
   stack?: PythonStack | undefined;
 }
 
+/** A lease about to be made, as the ledger sees it (it holds the cost in escrow, or refuses). */
+export interface LeaseQuote {
+  leaseId: string;
+  accountId: string;
+  workerId: string;
+  providerAccountId: string;
+  pricePerHour: number;
+  count: number;
+  createdAt: number;
+  expiresAt: number;
+}
+
 export class LeaseService {
+  /** runs before a lease is stored; throwing refuses it (the ledger's escrow hold, see ledger.ts) */
+  beforeLease: ((q: LeaseQuote) => Promise<void>) | undefined;
+
   constructor(
     private readonly workers: WorkersRepo,
     private readonly leasesRepo: LeasesRepo,
@@ -166,10 +183,7 @@ export class LeaseService {
   // ---------- leases ----------
 
   private async toLease(r: LeaseRow): Promise<Lease> {
-    const end = Math.min(r.ended_at ?? Date.now(), r.expires_at);
-    // A lease waiting for its devices is not billed (its created_at moves to when it gets them).
-    const billedMs = r.waiting_since !== null ? 0 : end - r.created_at - r.away_ms - awayMs(r, end);
-    const secondsUsed = Math.max(0, Math.ceil(billedMs / 1000));
+    const secondsUsed = billedSeconds(r, Date.now());
     return {
       id: r.id,
       workerId: r.worker_id,
@@ -183,7 +197,7 @@ export class LeaseService {
       endedAt: r.ended_at,
       status: r.status,
       secondsUsed,
-      cost: (r.count * r.price_per_hour * secondsUsed) / 3600,
+      cost: costOfSeconds(r, secondsUsed),
       waitingFor:
         r.waiting_since !== null && r.status === 'active'
           ? `device${r.count > 1 ? 's' : ''} ${(JSON.parse(r.gpu_indices) as number[]).join(', ')}, still held by the last job of an ended lease (stopping); not billed until ${r.count > 1 ? 'they are' : 'it is'} free`
@@ -209,22 +223,20 @@ export class LeaseService {
 
   async createLease(p: Principal, body: CreateLeaseBody): Promise<Lease> {
     await this.expireLeases();
-    const want = body.gpuModel?.toLowerCase();
     const all = await this.offers();
-    const candidates = all.filter(
-      (o) =>
-        o.online &&
-        o.free >= body.count &&
-        (!body.workerId || o.workerId === body.workerId) &&
-        (!want || o.gpuModel.toLowerCase().includes(want)),
-    );
-    candidates.sort((a, b) => a.pricePerHour - b.pricePerHour || b.reliability - a.reliability || b.vramMiB - a.vramMiB);
+    const fitting = offerCandidates(all, body);
+    // A renter who was quoted a price gets it or a refusal, never another price.
+    const quoted = body.pricePerHour;
+    const candidates = quoted === undefined ? fitting : fitting.filter((o) => o.pricePerHour === quoted);
+    if (quoted !== undefined && fitting.length > 0 && candidates.length === 0) throw priceChanged(quoted, fitting[0]!.pricePerHour);
     const pick = candidates[0];
     if (!pick) {
       const what = all.length ? all.map((o) => `${o.gpuModel} on ${o.workerName}: ${o.free}/${o.total} free`).join('; ') : 'no worker is connected';
       throw conflict('no_capacity', `no offer has ${body.count} free ${body.gpuModel ?? 'device(s)'} (${what})`);
     }
     const w = (await this.workers.get(pick.workerId))!;
+    // The worker may have said hello again at another price since the offers were read.
+    if (quoted !== undefined && w.price_per_hour !== quoted) throw priceChanged(quoted, w.price_per_hour);
     const held = await this.heldIndices(w.id);
     const draining = await this.drainingIndices(w.id);
     // Devices no job runs on first; one still held by an ended lease's last job makes this lease wait.
@@ -236,6 +248,8 @@ export class LeaseService {
     const now = Date.now();
     const waits = indices.some((i) => draining.has(i));
     const id = newId('lease');
+    const expiresAt = now + Math.round(body.hours * 3_600_000);
+    await this.beforeLease?.({ leaseId: id, accountId: p.accountId, workerId: w.id, providerAccountId: w.account_id, pricePerHour: w.price_per_hour, count: body.count, createdAt: now, expiresAt });
     await this.leasesRepo.insert({
       id,
       account_id: p.accountId,
@@ -245,7 +259,7 @@ export class LeaseService {
       count: body.count,
       price_per_hour: w.price_per_hour,
       created_at: now,
-      expires_at: now + Math.round(body.hours * 3_600_000),
+      expires_at: expiresAt,
       waiting_since: waits ? now : null,
     });
     // The job holding the devices may have ended between the look and the insert.
@@ -308,6 +322,28 @@ export class LeaseService {
   endActiveLease(id: string, jobReason: string, at = Date.now()): Promise<boolean> {
     return this.endLease({ id }, 'released', at, jobReason);
   }
+}
+
+function priceChanged(quoted: number, now: number) {
+  return conflict(
+    'price_changed',
+    `the offer's price is now ${credits(now)}/h per device, not the ${credits(quoted)}/h you were quoted: nothing was leased; look at \`hearth gpus\` and lease again at the new price`,
+  );
+}
+
+/**
+ * The whole seconds of r billed by `now`: its time so far (up to its end), less the time its worker
+ * was away; none while it waits for its devices (its created_at moves to when it gets them).
+ */
+export function billedSeconds(r: LeaseRow, now: number): number {
+  if (r.waiting_since !== null) return 0;
+  const end = Math.min(r.ended_at ?? now, r.expires_at);
+  return Math.max(0, Math.ceil((end - r.created_at - r.away_ms - awayMs(r, end)) / 1000));
+}
+
+/** What `seconds` of r cost in credits (per second: price per device-hour × devices / 3600). */
+export function costOfSeconds(r: Pick<LeaseRow, 'count' | 'price_per_hour'>, seconds: number): number {
+  return (r.count * r.price_per_hour * seconds) / 3600;
 }
 
 /** Milliseconds of r's current time away that fall before `end` (0 while its worker is connected). */

@@ -30,7 +30,8 @@ export interface JobsRepo {
    * oldest waiting one, marked dispatched at `now` (`claimed`). Nothing when the lease has ended.
    */
   claimTurn(leaseId: string, now: number): Promise<{ holder?: string; claimed?: JobRow }>;
-  setCancelReason(id: string, reason: string): Promise<void>;
+  /** records why the job is stopped and when that was first asked (the first reason and time stay) */
+  setCancelReason(id: string, reason: string, at: number): Promise<void>;
   accept(id: string, workerId: string, at: number): Promise<void>;
   /** jobs taken (running, or accepted and queued) by workers last heard from before `before` */
   takenBySilentWorkers(before: number): Promise<JobRow[]>;

@@ -50,6 +50,11 @@ export interface SpendRepository {
   activeLeaseIds(accountId: string): Promise<string[]>;
   /** jobs and kernels queued or running on the lease */
   openJobIds(leaseId: string): Promise<string[]>;
+  /**
+   * Active leases taken for one session (its spec's releaseLease) whose session is still open
+   * though its cancel was asked for at or before `before`; with the time it was asked.
+   */
+  cancelledSessionLeases(before: number): Promise<{ leaseId: string; cancelAt: number }[]>;
 }
 
 /** The rows both backends read. */

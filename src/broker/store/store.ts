@@ -9,6 +9,7 @@ import type { BlobRefsRepo } from './blob-refs-repo';
 import type { EventsRepo } from './events-repo';
 import type { JobsRepo } from './jobs-repo';
 import type { LeasesRepo } from './leases-repo';
+import type { LedgerRepository } from './ledger-repository';
 import type { SecretRepository } from './secrets-repo';
 import type { SpendRepository } from './spend-repository';
 import type { WorkersRepo } from './workers-repo';
@@ -36,6 +37,7 @@ export interface Store {
   readonly blobRefs: BlobRefsRepo;
   readonly spend: SpendRepository;
   readonly secrets: SecretRepository;
+  readonly ledger: LedgerRepository;
   /** called for every event committed to any job by any replica (this one included) */
   onEvent(listener: (jobId: string, seq: number) => void): void;
   /** sends a command to the replica `to` (see WorkerCommand) */

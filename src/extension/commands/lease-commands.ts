@@ -81,6 +81,8 @@ export async function leaseGpu(s: HearthServices, arg?: unknown): Promise<Lease 
     hours,
     ...(idle > 0 ? { idleReleaseMinutes: idle } : {}),
     ...(opts.maxCost !== undefined ? { maxCost: opts.maxCost } : {}),
+    // The price shown when the offer was picked: the broker leases at it or refuses.
+    ...(offer && offer.workerId === (opts.workerId ?? offer.workerId) ? { pricePerHour: offer.pricePerHour } : {}),
   });
   const said = `${lease.id}: ${leasePriceText(lease, hours)} on ${lease.workerName}${leaseLimitsText(lease) ? ` (${leaseLimitsText(lease)})` : ''}`;
   s.log.info(`leased ${said}`);

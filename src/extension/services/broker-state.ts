@@ -1,6 +1,6 @@
 import * as vscode from 'vscode';
 import { BrokerError, type BrokerClient } from '../../client/api';
-import type { Job, Lease, Me, Offer } from '../../shared/protocol';
+import type { Balance, Job, Lease, Me, Offer } from '../../shared/protocol';
 import type { BrokerConnection } from './broker-connection';
 import type { Config } from './config';
 import { errorMessage } from './errors';
@@ -13,6 +13,8 @@ export interface BrokerSnapshot {
   readonly offers: readonly Offer[];
   readonly leases: readonly Lease[];
   readonly jobs: readonly Job[];
+  /** the account's balance, escrow and earnings (undefined from a broker without a ledger) */
+  readonly balance: Balance | undefined;
   /** why the last refresh failed, if it did */
   readonly error: string | undefined;
   /** Date.now() of the last refresh that reached the broker */
@@ -30,6 +32,7 @@ const EMPTY: BrokerSnapshot = {
   offers: [],
   leases: [],
   jobs: [],
+  balance: undefined,
   error: undefined,
   fetchedAt: 0,
   unreachable: false,
@@ -100,7 +103,14 @@ export class BrokerState implements vscode.Disposable {
     let client: BrokerClient | undefined;
     try {
       client = await this.connection.client();
-      const [me, offers, leases, jobs] = await Promise.all([client.me(), client.offers(), client.leases(), client.jobs()]);
+      const [me, offers, leases, jobs, balance] = await Promise.all([
+        client.me(),
+        client.offers(),
+        client.leases(),
+        client.jobs(),
+        // An older broker has no ledger: the views show no balance then, nothing fails.
+        client.balance().catch(() => undefined),
+      ]);
       this.set({
         connected: true,
         url: client.url,
@@ -109,6 +119,7 @@ export class BrokerState implements vscode.Disposable {
         offers: offers.map(shownOffer),
         leases: leases.filter((l) => l.status === 'active').map(shownLease),
         jobs: [...jobs].sort((a, b) => b.createdAt - a.createdAt).map(shownJob),
+        balance,
         error: undefined,
         fetchedAt: Date.now(),
         unreachable: false,

@@ -1,5 +1,5 @@
 // Small display helpers shared by the trees and the status bar (no vscode: unit-tested in Node).
-import type { Job, Lease, Offer } from '../../shared/protocol';
+import type { Balance, Job, Lease, Offer } from '../../shared/protocol';
 import { visibleLines, visibleText } from '../../shared/terminal-text';
 
 // What a worker named (itself, its GPUs, its software) and said (a job's reason), as the views
@@ -80,6 +80,15 @@ export function rowTooltip(label: string, description: string, details: readonly
 /** Text shown as itself in a MarkdownString (train_loss_v2.py keeps its underscores). */
 export function escapeMarkdown(text: string): string {
   return text.replace(/[\\`*_{}[\]()#|<>~]/g, '\\$&');
+}
+
+/** The Leases view's description: "balance 65 cr · held 35 cr · earned 12 cr" (earnings only for a provider). */
+export function balanceText(b: Balance | undefined): string {
+  if (!b) return '';
+  const parts = [`balance ${b.balance < 0 ? '-' : ''}${formatCredits(Math.abs(b.balance))} cr${b.overdraft === null ? ' (open credit)' : ''}`];
+  if (b.held > 0) parts.push(`held ${formatCredits(b.held)} cr`);
+  if (b.earnings !== 0) parts.push(`earned ${formatCredits(b.earnings)} cr`);
+  return parts.join(' · ');
 }
 
 export function formatCredits(c: number): string {

@@ -12,6 +12,7 @@ import { PgBlobRefs } from './blob-refs';
 import { EVENTS_CHANNEL, PgEvents } from './events';
 import { PgJobs } from './jobs';
 import { PgLeases } from './leases';
+import { PgLedger } from './ledger';
 import { PG_MIGRATIONS } from './migrations';
 import { PgSecrets } from './secrets';
 import { PgSpend } from './spend';
@@ -86,6 +87,7 @@ export async function openPostgresStore(url: string): Promise<Store> {
     blobRefs: new PgBlobRefs(sql),
     spend: new PgSpend(sql),
     secrets: new PgSecrets(sql),
+    ledger: new PgLedger(sql),
     onEvent: (l) => void bus.on('event', l),
     async command(to: string, cmd: WorkerCommand) {
       // A NOTIFY payload holds under 8000 bytes; a kernel request larger than that is refused.

@@ -72,8 +72,8 @@ export class PgJobs implements JobsRepo {
     });
   }
 
-  async setCancelReason(id: string, reason: string): Promise<void> {
-    await this.sql`UPDATE jobs SET cancel_reason = COALESCE(cancel_reason, ${reason}) WHERE id = ${id}`;
+  async setCancelReason(id: string, reason: string, at: number): Promise<void> {
+    await this.sql`UPDATE jobs SET cancel_reason = COALESCE(cancel_reason, ${reason}), cancel_requested_at = COALESCE(cancel_requested_at, ${at}) WHERE id = ${id}`;
   }
 
   async accept(id: string, workerId: string, at: number): Promise<void> {

@@ -73,4 +73,25 @@ export const PG_MIGRATIONS: string[] = [
   `
   ALTER TABLE leases ADD COLUMN waiting_since bigint;
   `,
+  // 4 (SQLite's 8): when a session's cancel was asked for (the lease taken for it stops billing a grace later).
+  `
+  ALTER TABLE jobs ADD COLUMN cancel_requested_at bigint;
+  `,
+  // 5 (SQLite's 9): the ledger (store/ledger-repository.ts).
+  `
+  CREATE TABLE ledger_books (book text PRIMARY KEY, balance bigint NOT NULL DEFAULT 0, overdraft bigint NOT NULL DEFAULT 0);
+  CREATE TABLE ledger_postings (
+    id bigserial PRIMARY KEY, key text NOT NULL UNIQUE, from_book text NOT NULL, to_book text NOT NULL,
+    amount bigint NOT NULL CHECK (amount > 0), kind text NOT NULL, lease_id text, worker_id text, memo text, at bigint NOT NULL
+  );
+  CREATE INDEX ledger_postings_from ON ledger_postings (from_book, at);
+  CREATE INDEX ledger_postings_to ON ledger_postings (to_book, at);
+  CREATE INDEX ledger_postings_lease ON ledger_postings (lease_id);
+  CREATE TABLE ledger_leases (
+    lease_id text PRIMARY KEY, renter_book text NOT NULL, provider_book text NOT NULL, worker_id text NOT NULL,
+    metered bigint NOT NULL DEFAULT 0, closed_at bigint
+  );
+  CREATE INDEX ledger_leases_open ON ledger_leases (lease_id) WHERE closed_at IS NULL;
+  CREATE TABLE ledger_settings (name text PRIMARY KEY, value double precision NOT NULL);
+  `,
 ];

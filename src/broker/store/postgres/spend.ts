@@ -74,4 +74,14 @@ export class PgSpend implements SpendRepository {
     const rows = await this.sql<{ id: string }[]>`SELECT id FROM jobs WHERE lease_id = ${leaseId} AND status IN ('queued', 'running') ORDER BY ord`;
     return rows.map((r) => r.id);
   }
+
+  async cancelledSessionLeases(before: number): Promise<{ leaseId: string; cancelAt: number }[]> {
+    const rows = await this.sql<{ lease_id: string; cancel_at: number }[]>`
+      SELECT j.lease_id, MIN(j.cancel_requested_at) AS cancel_at FROM jobs j
+        JOIN leases l ON l.id = j.lease_id JOIN job_specs s ON s.job_id = j.id
+      WHERE l.status = 'active' AND j.status IN ('queued', 'running') AND j.cancel_requested_at <= ${before}
+        AND (s.spec::jsonb ->> 'releaseLease') = 'true'
+      GROUP BY j.lease_id`;
+    return rows.map((r) => ({ leaseId: r.lease_id, cancelAt: Number(r.cancel_at) }));
+  }
 }

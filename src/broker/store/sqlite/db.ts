@@ -110,6 +110,29 @@ export const MIGRATIONS: string[] = [
   `
   ALTER TABLE leases ADD COLUMN waiting_since INTEGER;
   `,
+  // 8 (issue 14, finding 6): when a session's cancel was asked for, so the lease taken for it
+  // stops billing a grace later whatever its worker says.
+  `
+  ALTER TABLE jobs ADD COLUMN cancel_requested_at INTEGER;
+  `,
+  // 9 (the ledger, store/ledger-repository.ts): books with their balance and overdraft, postings
+  // (micro-credits, a unique idempotency key each), what the ledger holds of each lease, settings.
+  `
+  CREATE TABLE ledger_books (book TEXT PRIMARY KEY, balance INTEGER NOT NULL DEFAULT 0, overdraft INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
+  CREATE TABLE ledger_postings (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL UNIQUE, from_book TEXT NOT NULL, to_book TEXT NOT NULL,
+    amount INTEGER NOT NULL CHECK (amount > 0), kind TEXT NOT NULL, lease_id TEXT, worker_id TEXT, memo TEXT, at INTEGER NOT NULL
+  );
+  CREATE INDEX ledger_postings_from ON ledger_postings(from_book, at);
+  CREATE INDEX ledger_postings_to ON ledger_postings(to_book, at);
+  CREATE INDEX ledger_postings_lease ON ledger_postings(lease_id);
+  CREATE TABLE ledger_leases (
+    lease_id TEXT PRIMARY KEY, renter_book TEXT NOT NULL, provider_book TEXT NOT NULL, worker_id TEXT NOT NULL,
+    metered INTEGER NOT NULL DEFAULT 0, closed_at INTEGER
+  ) WITHOUT ROWID;
+  CREATE INDEX ledger_leases_open ON ledger_leases(closed_at);
+  CREATE TABLE ledger_settings (name TEXT PRIMARY KEY, value REAL NOT NULL) WITHOUT ROWID;
+  `,
 ];
 
 export function openDb(file: string): Db {

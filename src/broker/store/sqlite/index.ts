@@ -8,6 +8,7 @@ import { openDb } from './db';
 import { SqliteEvents } from './events';
 import { SqliteJobs } from './jobs';
 import { SqliteLeases } from './leases';
+import { SqliteLedger } from './ledger';
 import { SqliteSecrets } from './secrets';
 import { SqliteSpend } from './spend';
 import { SqliteWorkers } from './workers';
@@ -28,6 +29,7 @@ export function openSqliteStore(file: string): Store {
     blobRefs: new SqliteBlobRefs(db),
     spend: new SqliteSpend(db),
     secrets: new SqliteSecrets(db),
+    ledger: new SqliteLedger(db),
     onEvent: (l) => void bus.on('event', l),
     command: async (_to: string, cmd: WorkerCommand) => void bus.emit('command', cmd),
     onCommand: (l) => void bus.on('command', l),

@@ -65,8 +65,8 @@ export class SqliteJobs implements JobsRepo {
     })();
   }
 
-  async setCancelReason(id: string, reason: string): Promise<void> {
-    this.db.prepare('UPDATE jobs SET cancel_reason = COALESCE(cancel_reason, ?) WHERE id = ?').run(reason, id);
+  async setCancelReason(id: string, reason: string, at: number): Promise<void> {
+    this.db.prepare('UPDATE jobs SET cancel_reason = COALESCE(cancel_reason, ?), cancel_requested_at = COALESCE(cancel_requested_at, ?) WHERE id = ?').run(reason, at, id);
   }
 
   async accept(id: string, workerId: string, at: number): Promise<void> {

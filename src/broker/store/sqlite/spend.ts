@@ -96,4 +96,16 @@ export class SqliteSpend implements SpendRepository {
     const rows = this.db.prepare("SELECT id FROM jobs WHERE lease_id = ? AND status IN ('queued', 'running') ORDER BY rowid").all(leaseId) as { id: string }[];
     return rows.map((r) => r.id);
   }
+
+  async cancelledSessionLeases(before: number): Promise<{ leaseId: string; cancelAt: number }[]> {
+    return this.db
+      .prepare(
+        `SELECT j.lease_id AS leaseId, MIN(j.cancel_requested_at) AS cancelAt FROM jobs j
+           JOIN leases l ON l.id = j.lease_id JOIN job_specs s ON s.job_id = j.id
+         WHERE l.status = 'active' AND j.status IN ('queued', 'running') AND j.cancel_requested_at <= ?
+           AND json_extract(s.spec, '$.releaseLease') = 1
+         GROUP BY j.lease_id`,
+      )
+      .all(before) as { leaseId: string; cancelAt: number }[];
+  }
 }
