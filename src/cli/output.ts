@@ -7,9 +7,14 @@ import { inertJson, visibleText } from '../shared/terminal-text';
 // eslint-disable-next-line no-control-regex -- ESC is what an SGR sequence starts with
 const SGR = /\x1b\[[0-9;:]*m/g;
 
-/** Whether colours go to this stream: a terminal, unless NO_COLOR is set (https://no-color.org). */
+/**
+ * Whether colours go to this stream: a terminal, unless NO_COLOR is set (https://no-color.org);
+ * FORCE_COLOR (Node's and chalk's convention) keeps them for a pipe, e.g. into `less -R`.
+ */
 export function colourOn(stream: NodeJS.WriteStream, env: NodeJS.ProcessEnv = process.env): boolean {
-  return !!stream.isTTY && !env.NO_COLOR;
+  if (env.NO_COLOR) return false;
+  if (env.FORCE_COLOR && env.FORCE_COLOR !== '0') return true;
+  return !!stream.isTTY;
 }
 
 /**

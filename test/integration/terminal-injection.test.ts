@@ -103,7 +103,8 @@ describe('worker text in the renter\'s terminal (integration)', function () {
     bodies.forEach((b, i) => w.event(job.id, i + 1, b));
     await w.acked(job.id, bodies.length);
 
-    const logs = await hearth(['logs', job.id], env(alice.token));
+    // Colours on as on a terminal (FORCE_COLOR): what reaches it keeps them, and nothing else acts.
+    const logs = await hearth(['logs', job.id], { ...env(alice.token), FORCE_COLOR: '1' });
     assert.equal(logs.code, 1, logs.stderr);
     assert.deepEqual(actedOn(logs.stdout, { sgr: true }), [], 'stdout');
     assert.deepEqual(actedOn(logs.stderr, { sgr: true }), [], 'stderr');
