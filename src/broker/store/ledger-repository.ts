@@ -139,3 +139,20 @@ export function netOf(b: Batch): Map<string, number> {
   }
   return net;
 }
+
+/** A `ledger_leases` row as either backend returns it (PostgreSQL's bigint `metered` as text). */
+export interface LedgerLeaseDbRow {
+  lease_id: string;
+  renter_book: string;
+  provider_book: string;
+  worker_id: string;
+  metered: number | string;
+}
+
+export const ledgerLeaseOf = (r: LedgerLeaseDbRow): LedgerLease => ({
+  leaseId: r.lease_id,
+  renterBook: r.renter_book,
+  providerBook: r.provider_book,
+  workerId: r.worker_id,
+  metered: Number(r.metered),
+});

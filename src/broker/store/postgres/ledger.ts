@@ -8,7 +8,9 @@ import {
   postingOf,
   type ApplyResult,
   type Batch,
+  ledgerLeaseOf,
   type LedgerLease,
+  type LedgerLeaseDbRow,
   type LedgerRepository,
   type OpenLedgerLease,
   type PostingDbRow,
@@ -16,22 +18,6 @@ import {
 } from '../ledger-repository';
 import type { LeaseRow } from '../rows';
 import { transaction, type Q, type Sql } from './sql';
-
-interface LedgerLeaseDbRow {
-  lease_id: string;
-  renter_book: string;
-  provider_book: string;
-  worker_id: string;
-  metered: number;
-}
-
-const ledgerLeaseOf = (r: LedgerLeaseDbRow): LedgerLease => ({
-  leaseId: r.lease_id,
-  renterBook: r.renter_book,
-  providerBook: r.provider_book,
-  workerId: r.worker_id,
-  metered: Number(r.metered),
-});
 
 export class PgLedger implements LedgerRepository {
   constructor(private readonly sql: Sql) {}

@@ -7,7 +7,9 @@ import {
   postingOf,
   type ApplyResult,
   type Batch,
+  ledgerLeaseOf,
   type LedgerLease,
+  type LedgerLeaseDbRow,
   type LedgerRepository,
   type OpenLedgerLease,
   type PostingDbRow,
@@ -15,22 +17,6 @@ import {
 } from '../ledger-repository';
 import type { LeaseRow } from '../rows';
 import type { Db } from './db';
-
-interface LedgerLeaseDbRow {
-  lease_id: string;
-  renter_book: string;
-  provider_book: string;
-  worker_id: string;
-  metered: number;
-}
-
-const ledgerLeaseOf = (r: LedgerLeaseDbRow): LedgerLease => ({
-  leaseId: r.lease_id,
-  renterBook: r.renter_book,
-  providerBook: r.provider_book,
-  workerId: r.worker_id,
-  metered: r.metered,
-});
 
 export class SqliteLedger implements LedgerRepository {
   constructor(private readonly db: Db) {}
